@@ -1,0 +1,90 @@
+//! `backprop`: the command-line tool. Parses flags, calls the library, prints.
+
+mod apple;
+mod data;
+mod gradcheck;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deep learning from scratch: backpropagation through layers, as in chapter 5 of
+/// "Deep Learning from Scratch".
+#[derive(Debug, Parser)]
+#[command(name = "backprop", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The book's apple (and orange) computational graphs, forward and backward (§5.4).
+    Apple(apple::Args),
+    /// Compare backprop gradients with numerical ones on MNIST images (§5.7.3).
+    Gradcheck(gradcheck::Args),
+    /// Train a net with mini-batch SGD, printing train/test accuracy each epoch (§5.7.4).
+    Train(train::Args),
+    /// List, verify and download data sets.
+    Data(data::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: what is wrong with which flag. `--help` shows the rest.
+            let text = e.render().to_string();
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("error: invalid arguments");
+            let tips: Vec<&str> = lines
+                .filter_map(|l| l.trim().strip_prefix("tip: "))
+                .collect();
+            match tips.as_slice() {
+                [] => eprintln!("{first} (see --help)"),
+                tips => eprintln!("{first}; {} (see --help)", tips.join("; ")),
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Apple(args) => apple::run(&args),
+        Command::Gradcheck(args) => gradcheck::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Data(args) => data::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a command returns: an exit code, or an error printed as one line.
+type Outcome = Result<ExitCode, backprop::Error>;
+
+/// A finite number above zero (learning rates, standard deviations).
+fn positive_f64(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a positive number")),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// A whole number of at least 1 (batch sizes, iterations, threads).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("0 is not at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number of at least 1")),
+    }
+}

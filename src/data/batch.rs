@@ -1,0 +1,182 @@
+//! Mini-batches: indices drawn by a seeded sampler, images gathered from `u8` storage and
+//! normalised to `[0, 1]` into a reusable float buffer.
+
+use ndarray::{Array2, NdFloat, Zip};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::Split;
+
+/// How the examples of each mini-batch are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Uniformly with replacement, independently per batch: the book's
+    /// `np.random.choice(train_size, batch_size)`.
+    WithReplacement,
+    /// Epochs of a shuffled permutation, each example once per epoch.
+    ShuffledEpochs,
+}
+
+/// Draws the indices of mini-batches from a ChaCha8 RNG seeded once, so a seed fixes every batch.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    sampling: Sampling,
+    n: usize,
+    rng: ChaCha8Rng,
+    /// The current permutation and the position in it (`ShuffledEpochs`).
+    order: Vec<usize>,
+    next: usize,
+}
+
+impl Sampler {
+    /// A sampler over `n` examples, drawing from stream 1 of ChaCha8 seeded with `seed`, so
+    /// that a net initialised from the same seed (stream 0) gets independent numbers.
+    pub fn new(sampling: Sampling, n: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        Sampler {
+            sampling,
+            n,
+            rng,
+            order: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Fills `out` with the indices of the next batch of `size`.
+    ///
+    /// With `ShuffledEpochs`, a batch that reaches the end of the permutation is completed
+    /// from a freshly shuffled one.
+    pub fn next_batch(&mut self, size: usize, out: &mut Vec<usize>) {
+        out.clear();
+        match self.sampling {
+            Sampling::WithReplacement => {
+                out.extend((0..size).map(|_| self.rng.random_range(0..self.n)))
+            }
+            Sampling::ShuffledEpochs => {
+                while out.len() < size {
+                    if self.next == self.order.len() {
+                        self.order = (0..self.n).collect();
+                        self.order.shuffle(&mut self.rng);
+                        self.next = 0;
+                    }
+                    let take = (size - out.len()).min(self.order.len() - self.next);
+                    out.extend_from_slice(&self.order[self.next..self.next + take]);
+                    self.next += take;
+                }
+            }
+        }
+    }
+}
+
+/// A mini-batch: inputs `x` `(N, D)` normalised to `[0, 1]`, and class indices `t`.
+///
+/// Reuse one `Batch` across iterations: [`gather`](Self::gather) only reallocates when the
+/// batch size changes.
+#[derive(Debug, Clone)]
+pub struct Batch<A> {
+    /// Pixels divided by 255, `(N, D)`.
+    pub x: Array2<A>,
+    /// Class index per example.
+    pub t: Vec<usize>,
+}
+
+impl<A: NdFloat> Default for Batch<A> {
+    fn default() -> Self {
+        Batch {
+            x: Array2::zeros((0, 0)),
+            t: Vec::new(),
+        }
+    }
+}
+
+impl<A: NdFloat> Batch<A> {
+    /// Copies the examples `indices` of `split` into this batch, `x = pixel / 255`.
+    ///
+    /// # Panics
+    /// When an index is out of range.
+    pub fn gather(&mut self, split: &Split, indices: &[usize]) {
+        let d = split.images.ncols();
+        if self.x.dim() != (indices.len(), d) {
+            self.x = Array2::zeros((indices.len(), d));
+        }
+        // p / 255 for every byte value, correctly rounded: a lookup instead of a division.
+        let levels: [A; 256] = std::array::from_fn(|p| A::from(p as f64 / 255.0).expect("a byte fits"));
+        for (mut row, &i) in self.x.rows_mut().into_iter().zip(indices) {
+            Zip::from(&mut row)
+                .and(split.images.row(i))
+                .for_each(|x, &p| *x = levels[usize::from(p)]);
+        }
+        self.t.clear();
+        self.t
+            .extend(indices.iter().map(|&i| usize::from(split.labels[i])));
+    }
+}
+
+/// One-hot rows `(N, classes)` for class indices, as the book's `one_hot_label=True` loads them.
+///
+/// # Panics
+/// When a label is not below `classes`.
+pub fn one_hot<A: NdFloat>(labels: &[usize], classes: usize) -> Array2<A> {
+    crate::functions::Targets::Indices(labels.to_vec()).to_one_hot(classes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny_split() -> Split {
+        Split {
+            images: ndarray::array![[0u8, 255], [51, 102], [255, 0]],
+            labels: vec![2, 0, 1],
+            rows: 1,
+            cols: 2,
+        }
+    }
+
+    #[test]
+    fn gather_normalises_and_keeps_labels() {
+        let mut batch = Batch::<f32>::default();
+        batch.gather(&tiny_split(), &[1, 1, 0]);
+        assert_eq!(batch.x, ndarray::array![[0.2, 0.4], [0.2, 0.4], [0.0, 1.0]]);
+        assert_eq!(batch.t, vec![0, 0, 2]);
+    }
+
+    #[test]
+    fn shuffled_epochs_visit_every_example_once_per_epoch() {
+        let mut sampler = Sampler::new(Sampling::ShuffledEpochs, 10, 3);
+        let mut seen = Vec::new();
+        let mut batch = Vec::new();
+        for _ in 0..5 {
+            sampler.next_batch(4, &mut batch);
+            seen.extend_from_slice(&batch);
+        }
+        let (mut first, mut second) = (seen[..10].to_vec(), seen[10..20].to_vec());
+        first.sort();
+        second.sort();
+        assert_eq!(first, (0..10).collect::<Vec<_>>());
+        assert_eq!(second, (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_seed_fixes_the_batches() {
+        let draw = |seed| {
+            let mut s = Sampler::new(Sampling::WithReplacement, 1000, seed);
+            let mut b = Vec::new();
+            s.next_batch(100, &mut b);
+            b
+        };
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
+        assert!(draw(1).iter().all(|&i| i < 1000));
+    }
+
+    #[test]
+    fn one_hot_rows() {
+        assert_eq!(
+            one_hot::<f64>(&[2, 0], 3),
+            ndarray::array![[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Layers: each computes its local forward step and, from the upstream derivative, its local
+//! backward step (§5.4–§5.6).
+//!
+//! A layer caches in `forward` what its `backward` needs (ReLU its mask, Affine its input,
+//! Sigmoid its output), owns its parameters and their gradients, and hands them out through
+//! [`Layer::params_mut`] in a fixed order. Batches are `ndarray` arrays with the examples on
+//! the first axis: `(N, D)` for dense layers, `(N, C, H, W)` for image layers.
+//!
+//! | book (`common/layers.py`) | here |
+//! |---|---|
+//! | `MulLayer`, `AddLayer` (§5.4) | [`MulLayer`], [`AddLayer`] |
+//! | `Relu` (§5.5.1) | [`Relu`] |
+//! | `Sigmoid` (§5.5.2) | [`Sigmoid`] |
+//! | `Affine` (§5.6.2) | [`Affine`] |
+//! | `SoftmaxWithLoss` (§5.6.3) | [`SoftmaxWithLoss`] |
+
+mod affine;
+mod naive;
+mod relu;
+mod sigmoid;
+mod softmax_with_loss;
+
+pub use affine::Affine;
+pub use naive::{AddLayer, MulLayer};
+pub use relu::Relu;
+pub use sigmoid::Sigmoid;
+pub use softmax_with_loss::SoftmaxWithLoss;
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, NdFloat};
+
+/// Whether a forward pass is for training or for inference (the book's `train_flg`).
+///
+/// Layers such as dropout and batch normalisation behave differently in the two; the layers of
+/// chapter 5 ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: cache what backward needs, use batch statistics, drop units.
+    Train,
+    /// Inference: deterministic output.
+    Eval,
+}
+
+/// One parameter of a layer with its gradient, as handed to optimizers and gradient checks.
+#[derive(Debug)]
+pub struct Param<'a, A> {
+    /// The layer-local name, such as `"W"` or `"b"`; nets number it (`W1`, `b1`, …).
+    pub name: &'static str,
+    /// The value, which an optimizer updates in place.
+    pub value: ArrayViewMutD<'a, A>,
+    /// `∂L/∂value` from the last [`Layer::backward`] (zeros before the first).
+    pub grad: ArrayViewD<'a, A>,
+}
+
+/// A layer of a net: `forward` computes its output, `backward` maps `∂L/∂out` to `∂L/∂in`
+/// and stores the gradients of its parameters.
+///
+/// `Send` so that nets can move between threads.
+pub trait Layer<A: NdFloat>: Send {
+    /// The layer's kind, as the book names it (`"Affine"`, `"Relu"`); nets number it.
+    fn kind(&self) -> &'static str;
+
+    /// The forward step. Takes the batch by value: a layer may reuse its buffer (ReLU masks
+    /// in place) or keep it for `backward` (Affine) without copying.
+    fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A>;
+
+    /// The backward step: `∂L/∂x` from `∂L/∂y`, storing parameter gradients.
+    ///
+    /// # Panics
+    /// When called before `forward`, or with `dout` of another shape than the last output.
+    fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A>;
+
+    /// Parameters with their gradients, always in the same order; empty for layers without.
+    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
+        Vec::new()
+    }
+
+    /// For piecewise-linear layers (ReLU, later max-pooling), which branch each unit took in
+    /// the last forward pass, as one `bool` per unit. Gradient checks compare it before and
+    /// after a perturbation: a unit that switched branch makes the numerical gradient wrong.
+    fn branches(&self) -> Option<ArrayViewD<'_, bool>> {
+        None
+    }
+}
+
+/// Panics with the layer's name when `backward` comes before `forward`.
+#[track_caller]
+pub(crate) fn cached<'a, T>(cache: &'a Option<T>, layer: &str) -> &'a T {
+    match cache {
+        Some(value) => value,
+        None => panic!("{layer}::backward called before forward"),
+    }
+}
+
+/// Panics naming the layer and both shapes unless `dout` has the shape of the last output.
+#[track_caller]
+pub(crate) fn check_dout_shape(layer: &str, expected: &[usize], dout: &[usize]) {
+    assert_eq!(
+        expected, dout,
+        "{layer}::backward: dout has shape {dout:?}, but the forward output had shape {expected:?}"
+    );
+}

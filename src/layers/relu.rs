@@ -1,0 +1,95 @@
+//! ReLU (§5.5.1): `y = max(0, x)`; backward `∂L/∂x = ∂L/∂y · [x > 0]`.
+//!
+//! Any shape. Caches the mask `[x > 0]` (one `bool` per unit) and reuses the input and
+//! `dout` buffers, so neither pass allocates a float array.
+//!
+//! ```
+//! use backprop::layers::{Layer, Mode, Relu};
+//! use ndarray::array;
+//! let mut relu = Relu::new();
+//! let y = relu.forward(array![[1.0, -0.5], [-2.0, 3.0]].into_dyn(), Mode::Train);
+//! assert_eq!(y, array![[1.0, 0.0], [0.0, 3.0]].into_dyn());
+//! let dx = relu.backward(array![[5.0, 5.0], [5.0, 5.0]].into_dyn());
+//! assert_eq!(dx, array![[5.0, 0.0], [0.0, 5.0]].into_dyn());
+//! ```
+
+use ndarray::{ArrayD, ArrayViewD, NdFloat, Zip};
+
+use super::{Layer, Mode, cached, check_dout_shape};
+
+/// Rectified linear unit.
+#[derive(Debug, Clone, Default)]
+pub struct Relu {
+    /// `[x > 0]` from the last forward pass, shape of `x`.
+    active: Option<ArrayD<bool>>,
+}
+
+impl Relu {
+    /// A ReLU with nothing cached yet.
+    pub fn new() -> Self {
+        Relu { active: None }
+    }
+}
+
+impl<A: NdFloat> Layer<A> for Relu {
+    fn kind(&self) -> &'static str {
+        "Relu"
+    }
+
+    fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
+        let mut active = match self.active.take() {
+            Some(mask) if mask.shape() == x.shape() => mask,
+            _ => ArrayD::from_elem(x.raw_dim(), false),
+        };
+        Zip::from(&mut x).and(&mut active).for_each(|v, on| {
+            // `!(v <= 0)` rather than `v > 0`, as the book's `mask = (x <= 0)`: NaN passes
+            // through instead of being silently zeroed.
+            *on = !(*v <= A::zero());
+            if !*on {
+                *v = A::zero();
+            }
+        });
+        self.active = Some(active);
+        x
+    }
+
+    #[track_caller]
+    fn backward(&mut self, mut dout: ArrayD<A>) -> ArrayD<A> {
+        let active = cached(&self.active, "Relu");
+        check_dout_shape("Relu", active.shape(), dout.shape());
+        Zip::from(&mut dout).and(active).for_each(|d, &on| {
+            if !on {
+                *d = A::zero();
+            }
+        });
+        dout
+    }
+
+    fn branches(&self) -> Option<ArrayViewD<'_, bool>> {
+        self.active.as_ref().map(|a| a.view())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradient::check_layer;
+    use crate::gradient::standard_normal as test_input;
+
+    #[test]
+    fn gradient_matches_finite_differences_away_from_the_kink() {
+        let x = test_input(&[4, 6], 1).mapv(|v: f64| if v.abs() < 0.1 { v + 0.3 } else { v });
+        let report = check_layer(&mut Relu::new(), &x, 7);
+        report.assert_below(1e-6);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "Relu::backward: dout has shape [3], but the forward output had shape [2]"
+    )]
+    fn backward_with_the_wrong_shape_names_both() {
+        let mut relu = Relu::new();
+        let _ = relu.forward(ndarray::arr1(&[1.0, 2.0]).into_dyn(), Mode::Train);
+        let _ = relu.backward(ndarray::arr1(&[1.0, 2.0, 3.0]).into_dyn());
+    }
+}

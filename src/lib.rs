@@ -1,0 +1,82 @@
+//! # backprop
+//!
+//! Deep learning from scratch, in Rust: the backpropagation of chapter 5 of Koki Saitoh's
+//! *Deep Learning from Scratch*, as a library that reads like the book and a command-line
+//! tool (`backprop`) that trains real nets on a CPU.
+//!
+//! Every formula of the book is one small item here with the formula in its doc comment: a
+//! layer computes its local forward step and, from the derivative flowing back, its local
+//! backward step; a net is an ordered list of layers walked forward, then in reverse.
+//!
+//! ## A ten-line tour
+//!
+//! ```no_run
+//! use backprop::{data, functions::Targets, net::TwoLayerNet, optim::{Optimizer, Sgd}};
+//!
+//! let mnist = data::load(None, None)?;                 // built in, no download
+//! let mut net = TwoLayerNet::<f32>::new(784, 50, 10, 0.01, 0);
+//! let mut batch = data::Batch::default();
+//! batch.gather(&mnist.train, &[0, 1, 2]);               // u8 pixels → x / 255
+//! let t = Targets::Indices(batch.t.clone());            // or Targets::OneHot
+//! let loss = net.gradient(batch.x.view().into_dyn(), &t); // forward, then backward
+//! Sgd::new(0.1).update(net.params_mut());               // W ← W − η·∂L/∂W
+//! # let _ = loss;
+//! # Ok::<(), backprop::Error>(())
+//! ```
+//!
+//! ## Chapter map
+//!
+//! | book | module | example / command |
+//! |---|---|---|
+//! | §3.2, §3.5, §4.2 activation, softmax, cross-entropy | [`functions`] | |
+//! | §4.3–4.4 numerical differentiation | [`gradient`] | |
+//! | §5.1–5.4 computational graphs, Mul/Add layers | [`graph`], [`layers::MulLayer`], [`layers::AddLayer`] | `ch05_buy_apple`, `ch05_buy_apple_orange`, `backprop apple` |
+//! | §5.5–5.6 ReLU, Sigmoid, Affine, Softmax-with-Loss | [`layers`] | |
+//! | §5.7.2 `TwoLayerNet` | [`net`] | |
+//! | §5.7.3 gradient check | [`net::Sequential::gradient_check`] | `ch05_gradient_check`, `backprop gradcheck` |
+//! | §5.7.4 training with backprop | [`train`], [`optim`], [`data`] | `ch05_train_neuralnet`, `backprop train` |
+//!
+//! ## numpy line → this crate
+//!
+//! | the book's numpy | here |
+//! |---|---|
+//! | `np.dot(x, W) + b` | [`layers::Affine`] forward: `x.dot(&w) + &b` |
+//! | `self.db = np.sum(dout, axis=0)` | `dout.sum_axis(Axis(0))`: the column sum |
+//! | `self.mask = (x <= 0); out[self.mask] = 0` | [`layers::Relu`] keeps `[x > 0]` as `bool`s |
+//! | `layers.reverse()` in `gradient` | [`net::Sequential::gradient`] walks `iter_mut().rev()` |
+//! | `(self.y - self.t) / batch_size` | [`layers::SoftmaxWithLoss::backward`], one-hot or index labels |
+//! | `np.random.choice(train_size, batch_size)` | [`data::Sampler`] with [`data::Sampling::WithReplacement`] |
+//! | `load_mnist(normalize=True, one_hot_label=True)` | [`data::load`], [`data::Batch::gather`], [`data::one_hot`] |
+//!
+//! ## Correct where copies of the book's code slip
+//!
+//! Affine's `db` is the column sum of `dout`; backward walks the layers in reverse order;
+//! Softmax-with-Loss gives `(y − t) / N` for one-hot *and* class-index labels, told apart by
+//! type rather than guessed from sizes; softmax subtracts the row maximum and cross-entropy
+//! takes the log of a clipped probability, which still lets NaN through so that a diverging
+//! run is caught rather than hidden.
+//!
+//! ## Errors and panics
+//!
+//! Anything a user controls (files, net specs, flags) returns [`Result`] with an [`Error`]
+//! that says what is wrong and what to do. Misuse of the API by a programmer (a shape that
+//! does not fit a layer, `backward` before `forward`) panics with the layer and both shapes.
+//!
+//! ## Untrusted input
+//!
+//! The IDX reader checks the header against the real length before it allocates, so a file
+//! claiming billions of items costs nothing; downloads are verified against pinned SHA-256
+//! values before they are renamed into place.
+#![warn(missing_docs)]
+
+pub mod data;
+pub mod error;
+pub mod functions;
+pub mod gradient;
+pub mod graph;
+pub mod layers;
+pub mod net;
+pub mod optim;
+pub mod train;
+
+pub use error::{Error, Result};

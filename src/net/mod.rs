@@ -1,0 +1,15 @@
+//! Nets assembled from layers like blocks (§5.7).
+//!
+//! | book | here |
+//! |---|---|
+//! | `TwoLayerNet(input_size, hidden_size, output_size)` | [`TwoLayerNet::new`] |
+//! | `self.layers = OrderedDict()` … `self.lastLayer` | [`Sequential`] |
+//! | `net.gradient(x, t)`, `net.numerical_gradient(x, t)` | [`Sequential::gradient`], [`Sequential::numerical_gradient`] |
+
+mod sequential;
+mod spec;
+mod two_layer;
+
+pub use sequential::{NamedParam, Sequential};
+pub use spec::NetSpec;
+pub use two_layer::TwoLayerNet;

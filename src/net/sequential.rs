@@ -1,0 +1,262 @@
+//! A net as an ordered list of layers plus a loss layer (§5.7.2): forward walks the list,
+//! backward walks it in reverse.
+
+use ndarray::{Array2, ArrayD, ArrayViewD, Ix2, NdFloat};
+
+use crate::functions::{Targets, argmax};
+use crate::gradient::{
+    Comparison, GradCheck, KinkCrossing, central_differences, set_element, shift_element,
+};
+use crate::layers::{Layer, Mode, Param, SoftmaxWithLoss};
+
+/// A parameter with its net-wide name (`W1`, `b1`, …) and its gradient.
+#[derive(Debug)]
+pub struct NamedParam<'a, A> {
+    /// The book's name: the layer-local name numbered by weight layer (`W2`, `b2`).
+    pub name: String,
+    /// The value and gradient.
+    pub param: Param<'a, A>,
+}
+
+/// Layers applied in order, then [`SoftmaxWithLoss`].
+///
+/// Layers are named as in the book's `OrderedDict` (`Affine1`, `Relu1`, `Affine2`).
+/// Parameters are numbered by weight layer: every layer that has a `W` starts a new number,
+/// so `Affine1` holds `W1, b1`, `Affine2` holds `W2, b2`, and a later batch-norm layer after
+/// `Affine1` would hold `gamma1, beta1`, as in the book's `MultiLayerNetExtend`.
+pub struct Sequential<A: NdFloat> {
+    /// `(name, layer, parameter number)` in forward order.
+    layers: Vec<(String, Box<dyn Layer<A>>, usize)>,
+    last_layer: SoftmaxWithLoss<A>,
+}
+
+impl<A: NdFloat> Default for Sequential<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: NdFloat> std::fmt::Debug for Sequential<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequential")
+            .field("layers", &self.layer_names())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: NdFloat> Sequential<A> {
+    /// An empty net: the identity followed by softmax-with-loss.
+    pub fn new() -> Self {
+        Sequential {
+            layers: Vec::new(),
+            last_layer: SoftmaxWithLoss::new(),
+        }
+    }
+
+    /// Appends a layer, naming it by its kind and how many of that kind came before.
+    pub fn push(&mut self, mut layer: impl Layer<A> + 'static) -> &mut Self {
+        let kind = layer.kind();
+        let nth_of_kind = 1 + self
+            .layers
+            .iter()
+            .filter(|(_, l, _)| l.kind() == kind)
+            .count();
+        let last_number = self.layers.last().map_or(0, |(_, _, n)| *n);
+        let starts_weight_group = layer.params_mut().iter().any(|p| p.name == "W");
+        let number = last_number + usize::from(starts_weight_group);
+        self.layers.push((
+            format!("{kind}{nth_of_kind}"),
+            Box::new(layer),
+            number.max(1),
+        ));
+        self
+    }
+
+    /// The layer names in forward order.
+    pub fn layer_names(&self) -> Vec<&str> {
+        self.layers
+            .iter()
+            .map(|(name, _, _)| name.as_str())
+            .collect()
+    }
+
+    /// `(inputs, outputs)`: the rows of the first weight matrix `W` and the columns of the
+    /// last; `None` when no layer has weights.
+    pub fn io_widths(&mut self) -> Option<(usize, usize)> {
+        let shapes: Vec<Vec<usize>> = self
+            .params_mut()
+            .into_iter()
+            .filter(|p| p.param.name == "W")
+            .map(|p| p.param.value.shape().to_vec())
+            .collect();
+        let inputs = *shapes.first()?.first()?;
+        let outputs = *shapes.last()?.last()?;
+        Some((inputs, outputs))
+    }
+
+    /// Scores (before softmax) for a batch `x` `(N, …)`: the book's `predict`.
+    ///
+    /// # Panics
+    /// When `x` does not fit the first layer, or the last layer's output is not `(N, C)`.
+    #[track_caller]
+    pub fn predict(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Array2<A> {
+        let mut h = x.to_owned();
+        for (_, layer, _) in &mut self.layers {
+            h = layer.forward(h, mode);
+        }
+        let shape = h.shape().to_vec();
+        h.into_dimensionality::<Ix2>().unwrap_or_else(|_| {
+            panic!("Sequential::predict: the last layer gives shape {shape:?}, not (N, classes)")
+        })
+    }
+
+    /// The mean loss of the batch: `predict` then softmax-with-loss.
+    pub fn loss(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>, mode: Mode) -> A {
+        let scores = self.predict(x, mode);
+        self.last_layer.forward(scores, t)
+    }
+
+    /// The fraction of examples whose highest score is the target class (inference mode).
+    pub fn accuracy(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> f64 {
+        let scores = self.predict(x, Mode::Eval);
+        let correct = scores
+            .rows()
+            .into_iter()
+            .enumerate()
+            .filter(|(n, row)| argmax(row.iter().copied()) == t.class(*n))
+            .count();
+        correct as f64 / t.len().max(1) as f64
+    }
+
+    /// Backpropagation (§5.7.2): the forward pass in training mode, then `dout = 1` through
+    /// the loss layer and every layer in **reverse** order. Leaves each parameter's gradient
+    /// in its layer (see [`params_mut`](Self::params_mut)) and returns the loss.
+    pub fn gradient(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
+        let loss = self.loss(x, t, Mode::Train);
+        let mut dout = self.last_layer.backward(A::one()).into_dyn();
+        for (_, layer, _) in self.layers.iter_mut().rev() {
+            dout = layer.backward(dout);
+        }
+        loss
+    }
+
+    /// Every parameter with its gradient, named as in the book, in forward order.
+    pub fn params_mut(&mut self) -> Vec<NamedParam<'_, A>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|(_, layer, number)| {
+                let number = *number;
+                layer.params_mut().into_iter().map(move |param| NamedParam {
+                    name: format!("{}{number}", param.name),
+                    param,
+                })
+            })
+            .collect()
+    }
+
+    /// `(name, gradient)` of every parameter after [`gradient`](Self::gradient).
+    pub fn grads(&mut self) -> Vec<(String, ArrayD<A>)> {
+        self.params_mut()
+            .into_iter()
+            .map(|p| (p.name, p.param.grad.to_owned()))
+            .collect()
+    }
+
+    /// `(name, ∂L/∂param)` by central differences of [`loss`](Self::loss) (the book's
+    /// `numerical_gradient`): slow, two forward passes per parameter element.
+    pub fn numerical_gradient(
+        &mut self,
+        x: ArrayViewD<'_, A>,
+        t: &Targets<A>,
+    ) -> Vec<(String, ArrayD<A>)> {
+        self.numerical_gradient_watching(x, t).0
+    }
+
+    /// Compares [`gradient`](Self::gradient) with
+    /// [`numerical_gradient`](Self::numerical_gradient) for every parameter (§5.7.3), and
+    /// reports the units of piecewise-linear layers (ReLU) that a perturbation of `±h` pushed
+    /// across their kink, which is what makes a difference larger than rounding noise.
+    pub fn gradient_check(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> GradCheck {
+        let (numeric, kinks) = self.numerical_gradient_watching(x.view(), t);
+        self.gradient(x, t);
+        let entries = self
+            .grads()
+            .into_iter()
+            .zip(&numeric)
+            .map(|((name, analytic), (_, n))| (name, Comparison::of(analytic.view(), n.view())))
+            .collect();
+        GradCheck { entries, kinks }
+    }
+
+    /// Numerical gradients plus, per layer with branches, the units that switched branch.
+    fn numerical_gradient_watching(
+        &mut self,
+        x: ArrayViewD<'_, A>,
+        t: &Targets<A>,
+    ) -> (Vec<(String, ArrayD<A>)>, Vec<KinkCrossing>) {
+        self.loss(x.view(), t, Mode::Train);
+        let baseline: Vec<Option<ArrayD<bool>>> = self
+            .layers
+            .iter()
+            .map(|(_, layer, _)| layer.branches().map(|b| b.to_owned()))
+            .collect();
+        let mut switched: Vec<Option<ArrayD<bool>>> = baseline
+            .iter()
+            .map(|b| b.as_ref().map(|b| b.mapv(|_| false)))
+            .collect();
+
+        let shapes: Vec<(String, ndarray::IxDyn)> = self
+            .params_mut()
+            .into_iter()
+            .map(|p| (p.name, p.param.value.raw_dim()))
+            .collect();
+        let mut grads = Vec::with_capacity(shapes.len());
+        for (k, (name, shape)) in shapes.into_iter().enumerate() {
+            let grad = central_differences(shape, |i, offset| {
+                let old = shift_element(self.params_mut().swap_remove(k).param.value, i, offset);
+                let loss = self.loss(x.view(), t, Mode::Train);
+                set_element(self.params_mut().swap_remove(k).param.value, i, old);
+                self.mark_switched(&baseline, &mut switched);
+                loss
+            });
+            grads.push((name, grad));
+        }
+
+        let names: Vec<String> = grads.iter().map(|(name, _)| name.clone()).collect();
+        let mut kinks = Vec::new();
+        let mut params_so_far = 0;
+        for ((name, layer, _), switched) in self.layers.iter_mut().zip(&switched) {
+            let units = switched
+                .as_ref()
+                .map_or(0, |s| s.iter().filter(|&&b| b).count());
+            if units > 0 {
+                kinks.push(KinkCrossing {
+                    layer: name.clone(),
+                    units,
+                    of: switched.as_ref().map_or(0, |s| s.len()),
+                    upstream: names[..params_so_far].to_vec(),
+                });
+            }
+            params_so_far += layer.params_mut().len();
+        }
+        (grads, kinks)
+    }
+
+    /// Ors into `switched` the units whose branch differs from `baseline` after the last forward.
+    fn mark_switched(
+        &self,
+        baseline: &[Option<ArrayD<bool>>],
+        switched: &mut [Option<ArrayD<bool>>],
+    ) {
+        for (((_, layer, _), base), switched) in self.layers.iter().zip(baseline).zip(switched) {
+            if let (Some(now), Some(base), Some(switched)) =
+                (layer.branches(), base, switched.as_mut())
+            {
+                ndarray::Zip::from(switched)
+                    .and(&now)
+                    .and(base)
+                    .for_each(|s, &n, &b| *s |= n != b);
+            }
+        }
+    }
+}

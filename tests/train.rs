@@ -1,0 +1,148 @@
+//! Training: the book's chapter-5 run, determinism, divergence, and refused settings.
+
+mod common;
+use backprop::data::{Dataset, load};
+use backprop::net::NetSpec;
+use backprop::optim::Sgd;
+use backprop::train::{Record, TrainConfig, Trainer};
+use common::{backprop, stderr, stdout};
+
+fn mnist() -> Dataset {
+    load(None, None).unwrap()
+}
+
+/// Trains `spec` with SGD on MNIST and returns the history and the final weights.
+fn run(
+    data: &Dataset,
+    spec: &str,
+    lr: f64,
+    config: TrainConfig,
+    seed: u64,
+) -> (Vec<Record>, Vec<Vec<f32>>) {
+    let net = spec.parse::<NetSpec>().unwrap().build::<f32>(0.01, seed);
+    let mut trainer =
+        Trainer::new(net, Sgd::new(lr), data, TrainConfig { seed, ..config }).unwrap();
+    trainer.run(|_| {}).unwrap();
+    let history = trainer.history().to_vec();
+    let weights = trainer
+        .net
+        .params_mut()
+        .into_iter()
+        .map(|p| p.param.value.iter().copied().collect())
+        .collect();
+    (history, weights)
+}
+
+#[test]
+fn the_books_run_reaches_97_percent_and_other_seeds_stay_close() {
+    let data = mnist();
+    let book = TrainConfig::book(data.train.len());
+    assert_eq!(
+        (book.iters, book.batch, book.eval_every),
+        (10_000, 100, 600)
+    );
+    let mut finals = Vec::new();
+    for seed in 0..=3 {
+        let (history, _) = run(&data, "784-50-10", 0.1, book, seed);
+        assert_eq!(
+            history.len(),
+            17,
+            "evaluations at iterations 0, 600, …, 9600"
+        );
+        assert_eq!(history[16].iter, 9600);
+        finals.push(history[16].test_acc);
+    }
+    assert!(finals[0] >= 0.97, "default seed: {finals:?}");
+    let mean: f64 = finals[1..].iter().sum::<f64>() / 3.0;
+    assert!(mean >= 0.968, "seeds 1–3: {finals:?}");
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_weights_and_numbers() {
+    let data = mnist();
+    let config = TrainConfig {
+        iters: 300,
+        eval_every: 100,
+        ..TrainConfig::book(data.train.len())
+    };
+    let (h1, w1) = run(&data, "784-30-10", 0.1, config, 7);
+    let (h2, w2) = run(&data, "784-30-10", 0.1, config, 7);
+    let (_, w3) = run(&data, "784-30-10", 0.1, config, 8);
+    assert_eq!(w1, w2);
+    let strip = |h: &[Record]| {
+        h.iter()
+            .map(|r| (r.loss, r.train_acc, r.test_acc))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&h1), strip(&h2));
+    assert_ne!(w1, w3);
+}
+
+#[test]
+fn deeper_nets_from_a_spec_train_too() {
+    let data = mnist();
+    let config = TrainConfig {
+        iters: 1801,
+        ..TrainConfig::book(data.train.len())
+    };
+    let (history, _) = run(&data, "784-100-100-10", 0.1, config, 0);
+    assert!(history.last().unwrap().test_acc > 0.92, "{history:?}");
+}
+
+#[test]
+fn divergence_stops_with_the_iteration_named() {
+    let out = backprop(&[
+        "train",
+        "--lr",
+        "1e35",
+        "--weight-init-std",
+        "1",
+        "--iters",
+        "50",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: training diverged at iteration "),
+        "{err}"
+    );
+    assert!(err.contains("try a smaller learning rate (--lr)"), "{err}");
+}
+
+#[test]
+fn a_net_that_does_not_fit_the_data_is_refused_before_training() {
+    let out = backprop(&["train", "--net", "100-10", "--quiet"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "error: the net takes 100 inputs but mnist images have 28×28 = 784 pixels; use a net spec starting with 784"
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn bad_flags_are_refused_in_one_line_with_exit_code_2() {
+    for (args, expected) in [
+        (
+            &["train", "--net", "784-x-10"][..],
+            "\"x\" is not a layer size",
+        ),
+        (&["train", "--lr", "-1"], "-1 is not a positive number"),
+        (&["train", "--batch", "0"], "0 is not at least 1"),
+        (
+            &["gradcheck", "--net", "784"],
+            "it needs at least an input and an output size",
+        ),
+        (
+            &["train", "--dataset", "cifar"],
+            "unknown dataset \"cifar\"",
+        ),
+    ] {
+        let out = backprop(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
