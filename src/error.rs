@@ -24,6 +24,14 @@ pub enum Error {
         /// What was expected and what was found.
         what: String,
     },
+    /// A model or checkpoint file is invalid, or does not fit what it is used with.
+    #[error("{}: {what}", path.display())]
+    Model {
+        /// The file.
+        path: PathBuf,
+        /// What was expected and what was found.
+        what: String,
+    },
     /// A net specification such as `784-100-10` could not be understood.
     #[error("invalid net spec {spec:?}: {why}")]
     Spec {

@@ -74,9 +74,11 @@ pub mod error;
 pub mod functions;
 pub mod gradient;
 pub mod graph;
+pub mod io;
 pub mod layers;
 pub mod net;
 pub mod optim;
+pub mod plot;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -9,6 +9,8 @@
 //!     if i % eval_every == 0: record train and test accuracy
 //! ```
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 
 use ndarray::NdFloat;
@@ -16,6 +18,7 @@ use ndarray::NdFloat;
 use crate::data::{Batch, Dataset, Sampler, Sampling, Split};
 use crate::error::{Error, Result};
 use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
+use crate::io::{ModelInfo, TensorFile};
 use crate::layers::Mode;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
@@ -24,7 +27,7 @@ use crate::optim::Optimizer;
 pub const EVAL_CHUNK: usize = 10_000;
 
 /// The schedule of a training run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
     /// Number of update steps.
     pub iters: usize,
@@ -144,8 +147,22 @@ pub struct Trainer<'d, A: NdFloat, O> {
     indices: Vec<usize>,
     iter: usize,
     history: Vec<Record>,
+    /// The mini-batch loss of every iteration so far (the book's `train_loss_list`).
+    losses: Vec<f64>,
     loss_since_eval: (f64, usize),
     elapsed_before: f64,
+}
+
+/// Everything of a [`Trainer`] besides the net, the optimizer and the data: what a checkpoint
+/// stores as JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Position {
+    config: TrainConfig,
+    iter: usize,
+    sampler: Sampler,
+    history: Vec<Record>,
+    loss_since_eval: (f64, usize),
+    elapsed_s: f64,
 }
 
 impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
@@ -184,9 +201,20 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             indices: Vec::with_capacity(config.batch),
             iter: 0,
             history: Vec::new(),
+            losses: Vec::with_capacity(config.iters),
             loss_since_eval: (0.0, 0),
             elapsed_before: 0.0,
         })
+    }
+
+    /// The mini-batch loss of every iteration so far.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// Sets the number of iterations, e.g. to extend a resumed run.
+    pub fn set_iters(&mut self, iters: usize) {
+        self.config.iters = iters;
     }
 
     /// The next iteration to run, from 0.
@@ -209,9 +237,25 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
     /// # Errors
     /// [`Error::Diverged`] when a loss is NaN or infinite; the net is then left as it was
     /// after the last good update of the failing iteration's predecessor.
-    pub fn run(&mut self, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
+    pub fn run(&mut self, observe: impl FnMut(Event<'_>)) -> Result<()> {
+        self.run_until(self.config.iters, observe)
+    }
+
+    /// Runs iterations until `iteration() == until` (or the end of the schedule).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_until(&mut self, until: usize, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
         let started = Instant::now();
-        while self.iter < self.config.iters {
+        let until = until.min(self.config.iters);
+        let result = self.steps(until, &mut observe);
+        self.elapsed_before += started.elapsed().as_secs_f64();
+        result
+    }
+
+    fn steps(&mut self, until: usize, observe: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        let started = Instant::now();
+        while self.iter < until {
             let i = self.iter;
             self.sampler
                 .next_batch(self.config.batch, &mut self.indices);
@@ -228,6 +272,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             }
             self.optimizer.update(self.net.params_mut());
             self.iter += 1;
+            self.losses.push(loss);
             self.loss_since_eval.0 += loss;
             self.loss_since_eval.1 += 1;
             observe(Event::Step { iter: i, loss });
@@ -238,7 +283,6 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
                 observe(Event::Evaluated(self.history.last().expect("just pushed")));
             }
         }
-        self.elapsed_before += started.elapsed().as_secs_f64();
         Ok(())
     }
 
@@ -255,6 +299,100 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             test_acc: test.accuracy,
             elapsed_s,
         }
+    }
+}
+
+impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
+    /// A checkpoint: the net's parameters, the optimizer's state (`optimizer/…`), the loss of
+    /// every iteration (`train/losses`), and as metadata the model `info`, the position
+    /// (iteration, sampler state, history) and `extra` entries. Restoring it with
+    /// [`resume`](Self::resume) continues bit-identically.
+    pub fn checkpoint(&mut self, info: &ModelInfo, extra: &HashMap<String, String>) -> Vec<u8> {
+        let params = crate::io::named_params(&mut self.net);
+        let state = self.optimizer.state();
+        let mut f32_tensors: Vec<(String, ndarray::ArrayViewD<'_, f32>)> =
+            params.iter().map(|(n, a)| (n.clone(), a.view())).collect();
+        f32_tensors.extend(
+            state
+                .iter()
+                .map(|(n, a)| (format!("optimizer/{n}"), a.view())),
+        );
+        let losses = ndarray::ArrayView1::from(&self.losses[..]).into_dyn();
+        let position = Position {
+            config: self.config,
+            iter: self.iter,
+            sampler: self.sampler.clone(),
+            history: self.history.clone(),
+            loss_since_eval: self.loss_since_eval,
+            elapsed_s: self.elapsed_before,
+        };
+        let mut meta = info.to_metadata();
+        meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+        meta.insert(
+            "trainer".into(),
+            serde_json::to_string(&position).expect("the position serialises"),
+        );
+        crate::io::encode_tensors(&f32_tensors, &[("train/losses".into(), losses)], meta)
+    }
+
+    /// Continues from a checkpoint made by [`checkpoint`](Self::checkpoint) on the same data.
+    ///
+    /// # Errors
+    /// When the file is not a checkpoint, or does not fit `optimizer` or `data`.
+    pub fn resume(
+        mut file: TensorFile,
+        path: &Path,
+        mut optimizer: O,
+        data: &'d Dataset,
+    ) -> Result<Self> {
+        let invalid = |what: String| Error::Model {
+            path: path.to_path_buf(),
+            what,
+        };
+        let position: Position = match file.metadata.get("trainer") {
+            Some(json) => {
+                serde_json::from_str(json).map_err(|e| invalid(format!("trainer state: {e}")))?
+            }
+            None => {
+                return Err(invalid(
+                    "not a checkpoint: no trainer state in its metadata".into(),
+                ));
+            }
+        };
+        let losses = file
+            .take("train/losses")
+            .ok_or_else(|| invalid("not a checkpoint: no tensor train/losses".into()))?;
+        let state: Vec<(String, ndarray::ArrayD<f32>)> = file
+            .tensors
+            .iter()
+            .filter_map(|(n, a)| {
+                Some((
+                    n.strip_prefix("optimizer/")?.to_string(),
+                    a.mapv(|v| v as f32),
+                ))
+            })
+            .collect();
+        file.tensors.retain(|(n, _)| !n.starts_with("optimizer/"));
+        optimizer
+            .load_state(state)
+            .map_err(|e| invalid(e.to_string()))?;
+        let (net, _) = crate::io::model_from(file, path)?;
+        let mut trainer = Trainer::new(net, optimizer, data, position.config)?;
+        if position.sampler.len() != data.train.len() {
+            return Err(invalid(format!(
+                "the checkpoint samples from {} training images but {} has {}",
+                position.sampler.len(),
+                data.name,
+                data.train.len()
+            )));
+        }
+        trainer.iter = position.iter;
+        trainer.sampler = position.sampler;
+        trainer.history = position.history;
+        trainer.losses = losses.iter().copied().collect();
+        trainer.loss_since_eval = position.loss_since_eval;
+        trainer.elapsed_before = position.elapsed_s;
+        Ok(trainer)
     }
 }
 

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::Split;
 
 /// How the examples of each mini-batch are drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Sampling {
     /// Uniformly with replacement, independently per batch: the book's
     /// `np.random.choice(train_size, batch_size)`.
@@ -19,7 +19,10 @@ pub enum Sampling {
 }
 
 /// Draws the indices of mini-batches from a ChaCha8 RNG seeded once, so a seed fixes every batch.
-#[derive(Debug, Clone)]
+///
+/// Serialises with its exact position (for checkpoints), so a restored sampler continues with
+/// the very batches the original would have drawn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sampler {
     sampling: Sampling,
     n: usize,
@@ -42,6 +45,16 @@ impl Sampler {
             order: Vec::new(),
             next: 0,
         }
+    }
+
+    /// The number of examples sampled from.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether there is nothing to sample from.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
     }
 
     /// Fills `out` with the indices of the next batch of `size`.
@@ -102,7 +115,8 @@ impl<A: NdFloat> Batch<A> {
             self.x = Array2::zeros((indices.len(), d));
         }
         // p / 255 for every byte value, correctly rounded: a lookup instead of a division.
-        let levels: [A; 256] = std::array::from_fn(|p| A::from(p as f64 / 255.0).expect("a byte fits"));
+        let levels: [A; 256] =
+            std::array::from_fn(|p| A::from(p as f64 / 255.0).expect("a byte fits"));
         for (mut row, &i) in self.x.rows_mut().into_iter().zip(indices) {
             Zip::from(&mut row)
                 .and(split.images.row(i))

@@ -13,6 +13,7 @@
 mod batch;
 mod catalog;
 mod dataset;
+mod digitize;
 #[cfg(feature = "download")]
 mod download;
 mod idx;
@@ -20,6 +21,7 @@ mod idx;
 pub use batch::{Batch, Sampler, Sampling, one_hot};
 pub use catalog::{FILE_NAMES, Known, cache_dir, files_in};
 pub use dataset::{Dataset, Split};
+pub use digitize::{digitize, digitize_file};
 #[cfg(feature = "download")]
 pub use download::fetch;
 pub use idx::{Idx, encode_idx, parse_idx, read_idx};

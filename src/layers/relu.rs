@@ -42,9 +42,9 @@ impl<A: NdFloat> Layer<A> for Relu {
             _ => ArrayD::from_elem(x.raw_dim(), false),
         };
         Zip::from(&mut x).and(&mut active).for_each(|v, on| {
-            // `!(v <= 0)` rather than `v > 0`, as the book's `mask = (x <= 0)`: NaN passes
-            // through instead of being silently zeroed.
-            *on = !(*v <= A::zero());
+            // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through
+            // instead of being silently zeroed.
+            *on = *v > A::zero() || v.is_nan();
             if !*on {
                 *v = A::zero();
             }

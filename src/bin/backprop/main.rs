@@ -2,7 +2,9 @@
 
 mod apple;
 mod data;
+mod eval;
 mod gradcheck;
+mod predict;
 mod train;
 
 use std::process::ExitCode;
@@ -26,6 +28,10 @@ enum Command {
     Gradcheck(gradcheck::Args),
     /// Train a net with mini-batch SGD, printing train/test accuracy each epoch (§5.7.4).
     Train(train::Args),
+    /// Accuracy, mean loss and confusion matrix of a saved model on a test set.
+    Eval(eval::Args),
+    /// Classify pictures of digits (PNG, JPEG) with a saved model: top classes and probabilities.
+    Predict(predict::Args),
     /// List, verify and download data sets.
     Data(data::Args),
 }
@@ -57,6 +63,8 @@ fn main() -> ExitCode {
         Command::Apple(args) => apple::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Predict(args) => predict::run(&args),
         Command::Data(args) => data::run(&args),
     };
     match result {

@@ -1,14 +1,28 @@
 //! `backprop train`: the book's chapter-5 training run (§5.7.4) and its variations.
 
+use std::collections::HashMap;
+use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use backprop::data::{Known, Sampling};
+use backprop::Error;
+use backprop::data::{Dataset, Known, Sampling};
+use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile, save_model, write_atomically};
 use backprop::net::NetSpec;
 use backprop::optim::Sgd;
-use backprop::train::{Event, TrainConfig, Trainer};
+use backprop::train::{Event, Record, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The settings of a run that a checkpoint must remember to continue it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct RunSettings {
+    net: String,
+    lr: f64,
+    weight_init_std: f64,
+    dataset: Option<String>,
+    data_dir: Option<PathBuf>,
+}
 
 /// Flags of `backprop train`. With none, this is the book's run: 784-50-10, SGD 0.1,
 /// batch 100 sampled with replacement, 10,000 iterations, an evaluation every epoch.
@@ -47,7 +61,21 @@ pub struct Args {
     /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Write one JSON object per evaluation to this file.
+    /// Output folder for model.safetensors, metrics.csv, curves.png (default: runs/<time>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Save a checkpoint to the output folder every N iterations.
+    #[arg(long, value_parser = super::at_least_one)]
+    checkpoint_every: Option<usize>,
+    /// Continue the run whose checkpoint is in DIR, with its own settings, into DIR.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["net", "lr", "batch", "iters", "epochs", "eval_every", "sampling", "seed",
+                              "weight_init_std", "dataset", "data_dir", "out"]
+    )]
+    resume: Option<PathBuf>,
+    /// Write one JSON object per evaluation to this file (appended to when resuming).
     #[arg(long)]
     log: Option<PathBuf>,
     /// No progress bar.
@@ -61,37 +89,66 @@ enum SamplingArg {
     Shuffle,
 }
 
+/// The checkpoint file in an output folder.
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
 pub fn run(args: &Args) -> super::Outcome {
-    let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
-    let batch = args.batch;
-    let iters_per_epoch = (data.train.len() / batch).max(1);
-    let iters = args.epochs.map_or(args.iters, |e| e * iters_per_epoch);
-    let config = TrainConfig {
-        iters,
-        batch,
-        eval_every: args.eval_every.unwrap_or(iters_per_epoch),
-        sampling: match args.sampling {
-            SamplingArg::Replacement => Sampling::WithReplacement,
-            SamplingArg::Shuffle => Sampling::ShuffledEpochs,
-        },
-        seed: args.seed,
+    let (settings, out, data, checkpoint) = match &args.resume {
+        Some(dir) => resume_input(dir)?,
+        None => fresh_input(args)?,
     };
-    let net = args.net.build::<f32>(args.weight_init_std, args.seed);
-    let mut trainer = Trainer::new(net, Sgd::new(args.lr), &data, config)?;
+    let data = &data;
+    let mut trainer = match checkpoint {
+        Some((file, path)) => Trainer::resume(file, &path, Sgd::new(settings.lr), data)?,
+        None => {
+            let spec: NetSpec = settings.net.parse()?;
+            let net = spec.build::<f32>(settings.weight_init_std, args.seed);
+            Trainer::new(net, Sgd::new(settings.lr), data, config_from(args, data))?
+        }
+    };
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let info = ModelInfo {
+        spec: settings.net.parse()?,
+        normalisation: PIXEL_NORMALISATION.into(),
+        input_shape: Some((data.train.rows, data.train.cols)),
+        class_names: data.class_names.clone(),
+        dataset: Some(data.name.clone()),
+    };
     let mut log = match &args.log {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).map_err(|e| backprop::Error::io(path, e))?,
-        )),
+        Some(path) => Some(
+            OpenOptions::new()
+                .create(true)
+                .append(args.resume.is_some())
+                .write(true)
+                .truncate(args.resume.is_none())
+                .open(path)
+                .map(std::io::BufWriter::new)
+                .map_err(|e| Error::io(path, e))?,
+        ),
         None => None,
     };
 
+    let config = *trainer.config();
     eprintln!(
-        "training {} on {} ({}), SGD lr {}, batch {}, {} iterations",
-        args.net, data.name, data.source, args.lr, batch, iters
+        "training {} on {} ({}), SGD lr {}, batch {}, {} iterations{} → {}",
+        settings.net,
+        data.name,
+        data.source,
+        settings.lr,
+        config.batch,
+        config.iters,
+        match trainer.iteration() {
+            0 => String::new(),
+            i => format!(", resuming at {i}"),
+        },
+        out.display()
     );
-    let bar = progress_bar(iters as u64, args.quiet);
+    for record in trainer.history() {
+        print_record(record);
+    }
+    let bar = progress_bar(config.iters as u64, trainer.iteration() as u64, args.quiet);
     let mut log_error = None;
-    let result = trainer.run(|event| match event {
+    let mut observe = |event: Event<'_>| match event {
         Event::Step { iter, loss } => {
             bar.set_position(iter as u64 + 1);
             if iter % 10 == 0 {
@@ -99,12 +156,7 @@ pub fn run(args: &Args) -> super::Outcome {
             }
         }
         Event::Evaluated(r) => {
-            bar.suspend(|| {
-                println!(
-                    "epoch {:>3}  iter {:>6}  loss {:.4}  train acc, test acc | {:.4}, {:.4}",
-                    r.epoch, r.iter, r.loss, r.train_acc, r.test_acc
-                );
-            });
+            bar.suspend(|| print_record(r));
             if let Some(log) = log.as_mut() {
                 let line = serde_json::to_string(r).expect("a record serialises");
                 if let Err(e) = writeln!(log, "{line}") {
@@ -112,18 +164,150 @@ pub fn run(args: &Args) -> super::Outcome {
                 }
             }
         }
-    });
-    bar.finish_and_clear();
-    result?;
-    if let (Some(path), Some(log)) = (&args.log, log.as_mut()) {
-        if let Some(e) = log_error.take().or_else(|| log.flush().err()) {
-            return Err(backprop::Error::io(path, e));
+    };
+    let extra = HashMap::from([(
+        "run".to_string(),
+        serde_json::to_string(&settings).expect("settings serialise"),
+    )]);
+    let every = args.checkpoint_every.unwrap_or(usize::MAX);
+    let mut result = Ok(());
+    while result.is_ok() && trainer.iteration() < config.iters {
+        let next = (trainer.iteration() / every + 1).saturating_mul(every);
+        result = trainer.run_until(next, &mut observe);
+        if result.is_ok() && trainer.iteration() < config.iters && trainer.iteration() % every == 0
+        {
+            let bytes = trainer.checkpoint(&info, &extra);
+            result = write_atomically(&out.join(CHECKPOINT), &bytes);
         }
     }
+    bar.finish_and_clear();
+
+    write_metrics(&out, trainer.history())?;
+    backprop::plot::training_curves(&out.join("curves.png"), trainer.losses(), trainer.history())?;
+    result?;
+    save_model(&out.join("model.safetensors"), &mut trainer.net, &info)?;
+    if let (Some(path), Some(log)) = (&args.log, log.as_mut()) {
+        if let Some(e) = log_error.take().or_else(|| log.flush().err()) {
+            return Err(Error::io(path, e));
+        }
+    }
+    eprintln!("saved {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
+type Input = (RunSettings, PathBuf, Dataset, Option<(TensorFile, PathBuf)>);
+
+fn fresh_input(args: &Args) -> Result<Input, Error> {
+    let settings = RunSettings {
+        net: args.net.to_string(),
+        lr: args.lr,
+        weight_init_std: args.weight_init_std,
+        dataset: args.dataset.map(|k| k.name().to_string()),
+        data_dir: args.data_dir.clone(),
+    };
+    let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => default_out_dir(),
+    };
+    Ok((settings, out, data, None))
+}
+
+fn resume_input(dir: &Path) -> Result<Input, Error> {
+    let path = dir.join(CHECKPOINT);
+    let file = TensorFile::read(&path)?;
+    let settings: RunSettings = match file.metadata.get("run") {
+        Some(json) => serde_json::from_str(json).map_err(|e| Error::Model {
+            path: path.clone(),
+            what: format!("run settings: {e}"),
+        })?,
+        None => {
+            return Err(Error::Model {
+                path,
+                what: "not a checkpoint of `backprop train`: no run settings in its metadata"
+                    .into(),
+            });
+        }
+    };
+    let known = settings
+        .dataset
+        .as_deref()
+        .map(str::parse::<Known>)
+        .transpose()?;
+    let data = backprop::data::load(known, settings.data_dir.as_deref())?;
+    Ok((settings, dir.to_path_buf(), data, Some((file, path))))
+}
+
+fn config_from(args: &Args, data: &Dataset) -> TrainConfig {
+    let iters_per_epoch = (data.train.len() / args.batch).max(1);
+    let iters = args.epochs.map_or(args.iters, |e| e * iters_per_epoch);
+    TrainConfig {
+        iters,
+        batch: args.batch,
+        eval_every: args.eval_every.unwrap_or(iters_per_epoch),
+        sampling: match args.sampling {
+            SamplingArg::Replacement => Sampling::WithReplacement,
+            SamplingArg::Shuffle => Sampling::ShuffledEpochs,
+        },
+        seed: args.seed,
+    }
+}
+
+fn print_record(r: &Record) {
+    println!(
+        "epoch {:>3}  iter {:>6}  loss {:.4}  train acc, test acc | {:.4}, {:.4}",
+        r.epoch, r.iter, r.loss, r.train_acc, r.test_acc
+    );
+}
+
+/// `metrics.csv`: one row per evaluation.
+fn write_metrics(out: &Path, history: &[Record]) -> Result<(), Error> {
+    let mut csv = String::from("epoch,iter,loss,train_acc,test_acc,elapsed_s\n");
+    for r in history {
+        csv.push_str(&format!(
+            "{},{},{},{},{},{:.3}\n",
+            r.epoch, r.iter, r.loss, r.train_acc, r.test_acc, r.elapsed_s
+        ));
+    }
+    write_atomically(&out.join("metrics.csv"), csv.as_bytes())
+}
+
+/// `runs/YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`, … when taken.
+fn default_out_dir() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let stamp = format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    let base = Path::new("runs").join(&stamp);
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                base.clone()
+            } else {
+                Path::new("runs").join(format!("{stamp}-{n}"))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}
+
+fn progress_bar(len: u64, start: u64, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }
@@ -132,5 +316,7 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
         ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  loss {msg}  eta {eta}")
             .expect("a valid template"),
     );
+    bar.set_position(start);
+    bar.reset_eta();
     bar
 }
