@@ -201,7 +201,31 @@ pub fn encode_tensors(
             (name.clone(), view)
         })
         .collect();
-    safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation cannot fail")
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).expect("in-memory serialisation cannot fail");
+    with_sorted_metadata(bytes)
+}
+
+/// The same file with the `__metadata__` entries of its header in key order. safetensors
+/// writes them in hash-map order, which differs from run to run; sorted, the same weights
+/// always give the same bytes. The header keeps its length (compact JSON, same keys), so
+/// the tensor offsets stay valid.
+fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + header_len];
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    if let Some(serde_json::Value::Object(meta)) = json.get_mut("__metadata__") {
+        meta.sort_keys();
+    }
+    let mut sorted = serde_json::to_vec(&json).expect("a JSON value serialises");
+    if sorted.len() > header_len {
+        return bytes;
+    }
+    sorted.resize(header_len, b' ');
+    bytes[8..8 + header_len].copy_from_slice(&sorted);
+    bytes
 }
 
 /// The parameters of `net` as `(name, value)` pairs in the net's order.

@@ -69,6 +69,7 @@
 //! values before they are renamed into place.
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod functions;
@@ -76,6 +77,7 @@ pub mod gradient;
 pub mod graph;
 pub mod io;
 pub mod layers;
+pub mod linalg;
 pub mod net;
 pub mod optim;
 pub mod plot;

@@ -23,8 +23,9 @@ use crate::layers::Mode;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
 
-/// Rows per forward pass when evaluating a whole split: bounds memory whatever the split size.
-pub const EVAL_CHUNK: usize = 10_000;
+/// Rows per forward pass when evaluating a whole split: bounds memory whatever the split size
+/// (about 13 MB of buffers), while keeping each product large enough to use two threads.
+pub const EVAL_CHUNK: usize = 2_048;
 
 /// The schedule of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -33,8 +34,9 @@ pub struct TrainConfig {
     pub iters: usize,
     /// Examples per mini-batch.
     pub batch: usize,
-    /// Evaluate after the update of every iteration `i` with `i % eval_every == 0`.
-    pub eval_every: usize,
+    /// Evaluate after the update of every iteration `i` with `i % eval_every == 0`; `None`:
+    /// never (for timing the training steps alone).
+    pub eval_every: Option<usize>,
     /// How batches are drawn.
     pub sampling: Sampling,
     /// Seeds the batch sampler (the net is seeded where it is built).
@@ -49,7 +51,7 @@ impl TrainConfig {
         TrainConfig {
             iters: 10_000,
             batch: 100,
-            eval_every: (train_size / 100).max(1),
+            eval_every: Some((train_size / 100).max(1)),
             sampling: Sampling::WithReplacement,
             seed: 0,
         }
@@ -177,7 +179,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
         data: &'d Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        if config.batch == 0 || config.eval_every == 0 {
+        if config.batch == 0 || config.eval_every == Some(0) {
             return Err(Error::Invalid(
                 "the batch size and evaluation interval must be at least 1".into(),
             ));
@@ -276,7 +278,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             self.loss_since_eval.0 += loss;
             self.loss_since_eval.1 += 1;
             observe(Event::Step { iter: i, loss });
-            if i % self.config.eval_every == 0 {
+            if self.config.eval_every.is_some_and(|every| i % every == 0) {
                 let record =
                     self.evaluate_now(self.elapsed_before + started.elapsed().as_secs_f64());
                 self.history.push(record);

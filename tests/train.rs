@@ -39,7 +39,7 @@ fn the_books_run_reaches_97_percent_and_other_seeds_stay_close() {
     let book = TrainConfig::book(data.train.len());
     assert_eq!(
         (book.iters, book.batch, book.eval_every),
-        (10_000, 100, 600)
+        (10_000, 100, Some(600))
     );
     let mut finals = Vec::new();
     for seed in 0..=3 {
@@ -62,7 +62,7 @@ fn the_same_seed_gives_bit_identical_weights_and_numbers() {
     let data = mnist();
     let config = TrainConfig {
         iters: 300,
-        eval_every: 100,
+        eval_every: Some(100),
         ..TrainConfig::book(data.train.len())
     };
     let (h1, w1) = run(&data, "784-30-10", 0.1, config, 7);
@@ -145,4 +145,38 @@ fn bad_flags_are_refused_in_one_line_with_exit_code_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn the_thread_count_does_not_change_a_single_bit() {
+    // 100×784·784×300 is above the size at which products are split across threads.
+    let model = |threads: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = backprop(&[
+            "train",
+            "--net",
+            "784-300-10",
+            "--iters",
+            "60",
+            "--eval-every",
+            "30",
+            "--threads",
+            threads,
+            "--quiet",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (
+            std::fs::read(dir.path().join("model.safetensors")).unwrap(),
+            stdout(&out),
+        )
+    };
+    let (one, printed_one) = model("1");
+    let (two, printed_two) = model("2");
+    assert_eq!(printed_one, printed_two);
+    assert!(
+        one == two,
+        "model files differ between --threads 1 and --threads 2"
+    );
 }

@@ -2,10 +2,13 @@
 //!
 //! ```text
 //! forward   Y = X·W + b                 X (N, D), W (D, M), b (M,), Y (N, M)
-//! backward  ∂L/∂X = ∂L/∂Y · Wᵀ           (N, D)
+//! backward  ∂L/∂X = ∂L/∂Y · Wᵀ           (N, D)   skipped for a net's first layer
 //!           ∂L/∂W = Xᵀ · ∂L/∂Y           (D, M)
 //!           ∂L/∂b = Σₙ ∂L/∂Y[n, :]        (M,)   the column sum over the batch
 //! ```
+//!
+//! The products run on [`crate::linalg::matmul`] (faer's GEMM, transposes as strided views);
+//! the gradients are written into buffers kept from step to step.
 //!
 //! An input with more than two axes, such as images `(N, C, H, W)`, is flattened to
 //! `(N, C·H·W)` and `∂L/∂X` is reshaped back. Caches the flattened `X` and the input shape.
@@ -19,11 +22,12 @@
 //! assert_eq!(y, array![[1.5, 2.5, 3.5]].into_dyn());
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn, NdFloat};
+use ndarray::{Array1, Array2, ArrayD, IxDyn, NdFloat};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::{Layer, Mode, Param, cached, check_dout_shape};
+use crate::linalg::matmul;
 
 /// A fully connected layer `Y = X·W + b`.
 #[derive(Debug, Clone)]
@@ -83,6 +87,25 @@ impl<A: NdFloat> Affine<A> {
     }
 }
 
+impl<A: NdFloat> Affine<A> {
+    /// `∂L/∂W = Xᵀ·∂L/∂Y` and `∂L/∂b = Σₙ ∂L/∂Y[n, :]` into the gradient buffers; returns
+    /// `∂L/∂Y` as a matrix.
+    #[track_caller]
+    fn param_grads(&mut self, dout: ArrayD<A>) -> Array2<A> {
+        let (x, _) = cached(&self.x, "Affine");
+        check_dout_shape("Affine", &[x.nrows(), self.w.ncols()], dout.shape());
+        let dout = dout
+            .into_dimensionality::<ndarray::Ix2>()
+            .expect("shape checked above");
+        matmul(x.t(), dout.view(), self.dw.view_mut(), false);
+        self.db.fill(A::zero());
+        for row in dout.rows() {
+            self.db += &row;
+        }
+        dout
+    }
+}
+
 impl<A: NdFloat> Layer<A> for Affine<A> {
     fn kind(&self) -> &'static str {
         "Affine"
@@ -99,28 +122,34 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
             x.shape(),
             self.w.shape()
         );
-        let x = x
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((n, d))
-            .expect("a standard-layout array reshapes to (N, D)");
-        let y = x.dot(&self.w) + &self.b;
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        }
+        .into_shape_with_order((n, d))
+        .expect("a standard-layout array reshapes to (N, D)");
+        // Y = X·W + b: the bias first, then the product accumulated onto it.
+        let mut y = Array2::from_shape_fn((n, self.b.len()), |(_, j)| self.b[j]);
+        matmul(x.view(), self.w.view(), y.view_mut(), true);
         self.x = Some((x, shape));
         y.into_dyn()
     }
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
+        let dout = self.param_grads(dout);
         let (x, shape) = cached(&self.x, "Affine");
-        check_dout_shape("Affine", &[x.nrows(), self.w.ncols()], dout.shape());
-        let dout = dout
-            .into_dimensionality::<ndarray::Ix2>()
-            .expect("shape checked above");
-        self.dw = x.t().dot(&dout);
-        self.db = dout.sum_axis(Axis(0));
-        dout.dot(&self.w.t())
-            .into_shape_with_order(shape.clone())
+        // ∂L/∂X = ∂L/∂Y · Wᵀ
+        let mut dx = Array2::zeros(x.raw_dim());
+        matmul(dout.view(), self.w.t(), dx.view_mut(), false);
+        dx.into_shape_with_order(shape.clone())
             .expect("dX has as many elements as X")
+    }
+
+    #[track_caller]
+    fn backward_params_only(&mut self, dout: ArrayD<A>) {
+        let _ = self.param_grads(dout);
     }
 
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {

@@ -69,6 +69,13 @@ pub trait Layer<A: NdFloat>: Send {
     /// When called before `forward`, or with `dout` of another shape than the last output.
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A>;
 
+    /// The backward step when nothing needs `∂L/∂x`, as for the first layer of a net, whose
+    /// input is the data: stores the parameter gradients and may skip computing `∂L/∂x`
+    /// (Affine does, saving a third of its backward work).
+    fn backward_params_only(&mut self, dout: ArrayD<A>) {
+        let _ = self.backward(dout);
+    }
+
     /// Parameters with their gradients, always in the same order; empty for layers without.
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
         Vec::new()

@@ -6,10 +6,12 @@
 //! | `self.layers = OrderedDict()` … `self.lastLayer` | [`Sequential`] |
 //! | `net.gradient(x, t)`, `net.numerical_gradient(x, t)` | [`Sequential::gradient`], [`Sequential::numerical_gradient`] |
 
+mod init;
 mod sequential;
 mod spec;
 mod two_layer;
 
+pub use init::Init;
 pub use sequential::{NamedParam, Sequential};
 pub use spec::NetSpec;
 pub use two_layer::TwoLayerNet;

@@ -130,12 +130,17 @@ impl<A: NdFloat> Sequential<A> {
 
     /// Backpropagation (§5.7.2): the forward pass in training mode, then `dout = 1` through
     /// the loss layer and every layer in **reverse** order. Leaves each parameter's gradient
-    /// in its layer (see [`params_mut`](Self::params_mut)) and returns the loss.
+    /// in its layer (see [`params_mut`](Self::params_mut)) and returns the loss. The first
+    /// layer is asked for its parameter gradients only: the data needs no gradient.
     pub fn gradient(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
         let loss = self.loss(x, t, Mode::Train);
         let mut dout = self.last_layer.backward(A::one()).into_dyn();
-        for (_, layer, _) in self.layers.iter_mut().rev() {
-            dout = layer.backward(dout);
+        if let Some(((_, first, _), rest)) = self.layers.split_first_mut() {
+            for (_, layer, _) in rest.iter_mut().rev() {
+                dout = layer.backward(dout);
+            }
+            // Nothing needs ∂L/∂x of the data.
+            first.backward_params_only(dout);
         }
         loss
     }

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use ndarray::NdFloat;
 use rand::SeedableRng;
 
-use super::Sequential;
+use super::{Init, Sequential};
 use crate::error::{Error, Result};
 use crate::layers::{Affine, Relu};
 
@@ -61,11 +61,16 @@ impl NetSpec {
     /// Builds the net: `Affine → Relu` per hidden size, then `Affine`, all weights drawn as
     /// `weight_init_std · randn` in layer order from a ChaCha8 RNG seeded with `seed`, biases 0.
     pub fn build<A: NdFloat>(&self, weight_init_std: f64, seed: u64) -> Sequential<A> {
+        self.build_with(Init::Std(weight_init_std), seed)
+    }
+
+    /// [`build`](Self::build) with each layer's weight scale chosen by `init`.
+    pub fn build_with<A: NdFloat>(&self, init: Init, seed: u64) -> Sequential<A> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut net = Sequential::new();
         let last = self.sizes.len() - 2;
         for (i, pair) in self.sizes.windows(2).enumerate() {
-            net.push(Affine::randn(pair[0], pair[1], weight_init_std, &mut rng));
+            net.push(Affine::randn(pair[0], pair[1], init.std(pair[0]), &mut rng));
             if i < last {
                 net.push(Relu::new());
             }

@@ -1,6 +1,7 @@
 //! `backprop`: the command-line tool. Parses flags, calls the library, prints.
 
 mod apple;
+mod bench;
 mod data;
 mod eval;
 mod gradcheck;
@@ -34,6 +35,8 @@ enum Command {
     Predict(predict::Args),
     /// List, verify and download data sets.
     Data(data::Args),
+    /// Time the peers' benchmark workloads (W1–W3), as `../shared/peers` defines them.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Data(args) => data::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -75,6 +75,9 @@ pub struct Args {
                               "weight_init_std", "dataset", "data_dir", "out"]
     )]
     resume: Option<PathBuf>,
+    /// Threads for the kernels (default: all cores). Results are the same for any count.
+    #[arg(long, value_parser = super::at_least_one)]
+    threads: Option<usize>,
     /// Write one JSON object per evaluation to this file (appended to when resuming).
     #[arg(long)]
     log: Option<PathBuf>,
@@ -93,6 +96,9 @@ enum SamplingArg {
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
 pub fn run(args: &Args) -> super::Outcome {
+    if let Some(threads) = args.threads {
+        backprop::linalg::set_threads(threads);
+    }
     let (settings, out, data, checkpoint) = match &args.resume {
         Some(dir) => resume_input(dir)?,
         None => fresh_input(args)?,
@@ -244,7 +250,7 @@ fn config_from(args: &Args, data: &Dataset) -> TrainConfig {
     TrainConfig {
         iters,
         batch: args.batch,
-        eval_every: args.eval_every.unwrap_or(iters_per_epoch),
+        eval_every: Some(args.eval_every.unwrap_or(iters_per_epoch)),
         sampling: match args.sampling {
             SamplingArg::Replacement => Sampling::WithReplacement,
             SamplingArg::Shuffle => Sampling::ShuffledEpochs,

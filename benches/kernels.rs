@@ -1,0 +1,105 @@
+//! Criterion benches of the hot kernels: matrix products, the affine layer's
+//! forward and backward, softmax-with-loss, and batch gathering. Shapes are those of the
+//! benchmark workloads (W1/W2: batch 100, 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10).
+//!
+//! `cargo bench --bench kernels`
+
+use std::time::Duration;
+
+use backprop::data::{Batch, Known, Sampler, Sampling};
+use backprop::functions::Targets;
+use backprop::layers::{Affine, Layer, Mode, SoftmaxWithLoss};
+use backprop::linalg::matmul;
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::Array2;
+use rand::SeedableRng;
+
+fn mnist_batch(size: usize) -> Batch<f32> {
+    let data = backprop::data::load(Some(Known::Mnist), None).expect("MNIST is built in");
+    let mut sampler = Sampler::new(Sampling::WithReplacement, data.train.len(), 0);
+    let mut indices = Vec::new();
+    sampler.next_batch(size, &mut indices);
+    let mut batch = Batch::default();
+    batch.gather(&data.train, &indices);
+    batch
+}
+
+fn products(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    let x = mnist_batch(100).x;
+    let w1 = backprop::gradient::standard_normal::<f32>(&[784, 50], 1)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let dy = backprop::gradient::standard_normal::<f32>(&[100, 50], 2)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let (mut y, mut dw) = (
+        Array2::<f32>::zeros((100, 50)),
+        Array2::<f32>::zeros((784, 50)),
+    );
+    group.bench_function("X·W 100x784x50", |b| {
+        b.iter(|| matmul(x.view(), w1.view(), y.view_mut(), false))
+    });
+    group.bench_function("Xt·dY 784x100x50", |b| {
+        b.iter(|| matmul(x.t(), dy.view(), dw.view_mut(), false))
+    });
+    let a = backprop::gradient::standard_normal::<f32>(&[128, 1000], 3)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let w = backprop::gradient::standard_normal::<f32>(&[1000, 1000], 4)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let mut y = Array2::<f32>::zeros((128, 1000));
+    group.bench_function("X·W 128x1000x1000", |b| {
+        b.iter(|| matmul(a.view(), w.view(), y.view_mut(), false))
+    });
+    group.finish();
+}
+
+fn affine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("affine");
+    let x = mnist_batch(100).x.into_dyn();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut layer = Affine::<f32>::randn(784, 50, 0.01, &mut rng);
+    let dout = backprop::gradient::standard_normal::<f32>(&[100, 50], 4);
+    group.bench_function("784x50 forward+backward, batch 100", |b| {
+        b.iter(|| {
+            let _ = layer.forward(x.clone(), Mode::Train);
+            layer.backward(dout.clone())
+        })
+    });
+    group.finish();
+}
+
+fn loss_and_gather(c: &mut Criterion) {
+    let scores = backprop::gradient::standard_normal::<f32>(&[100, 10], 5)
+        .into_dimensionality::<ndarray::Ix2>()
+        .unwrap();
+    let t = Targets::Indices((0..100).map(|i| i % 10).collect());
+    let mut layer = SoftmaxWithLoss::new();
+    c.bench_function("softmax_with_loss forward+backward 100x10", |b| {
+        b.iter(|| {
+            let _ = layer.forward(scores.clone(), &t);
+            layer.backward(1.0)
+        })
+    });
+    let data = backprop::data::load(Some(Known::Mnist), None).expect("MNIST is built in");
+    let mut sampler = Sampler::new(Sampling::WithReplacement, data.train.len(), 0);
+    let (mut indices, mut batch) = (Vec::new(), Batch::<f32>::default());
+    c.bench_function("sample+gather batch 100 of MNIST", |b| {
+        b.iter(|| {
+            sampler.next_batch(100, &mut indices);
+            batch.gather(&data.train, &indices);
+        })
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather }
+criterion_main!(benches);

@@ -1,0 +1,166 @@
+//! The benchmark workloads of `../shared/peers`, run exactly as the peers (numpy, PyTorch,
+//! burn, candle) run them, reported in the same JSON fields so one table holds them all.
+//!
+//! | id | net | optimiser | batch | iterations |
+//! |---|---|---|---|---|
+//! | W1 | 784-50-10, W = 0.01·randn | SGD 0.1 | 100, with replacement | 10,000, plus 17 evaluations on the full train and test sets |
+//! | W2 | as W1 | SGD 0.1 | 100 | 10,000, no evaluation |
+//! | W3 | 784-1000-1000-10, He init | SGD 0.05 | 128 | 300 |
+//!
+//! W4 (SimpleConvNet) needs convolution, which this crate does not have yet.
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use crate::data::{Dataset, Sampling};
+use crate::error::{Error, Result};
+use crate::net::{Init, NetSpec};
+use crate::optim::Sgd;
+use crate::train::{Event, TrainConfig, Trainer};
+
+/// A benchmark workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// The book's chapter-5 run with its 17 evaluations.
+    W1,
+    /// W1's training steps alone.
+    W2,
+    /// A wide MLP, 784-1000-1000-10.
+    W3,
+}
+
+impl FromStr for Workload {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text.to_ascii_uppercase().as_str() {
+            "W1" => Ok(Workload::W1),
+            "W2" => Ok(Workload::W2),
+            "W3" => Ok(Workload::W3),
+            "W4" => Err(Error::Invalid(
+                "W4 trains SimpleConvNet, which needs convolution and pooling layers that backprop does not have yet".into(),
+            )),
+            _ => Err(Error::Invalid(format!("unknown workload {text:?}: expected W1, W2 or W3"))),
+        }
+    }
+}
+
+impl Workload {
+    /// The workload's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::W1 => "W1",
+            Workload::W2 => "W2",
+            Workload::W3 => "W3",
+        }
+    }
+
+    /// `(net, initialisation, learning rate, batch, iterations, evaluate every)`.
+    fn schedule(self) -> (&'static str, Init, f64, usize, usize, Option<usize>) {
+        match self {
+            Workload::W1 => ("784-50-10", Init::Std(0.01), 0.1, 100, 10_000, Some(600)),
+            Workload::W2 => ("784-50-10", Init::Std(0.01), 0.1, 100, 10_000, None),
+            Workload::W3 => ("784-1000-1000-10", Init::He, 0.05, 128, 300, None),
+        }
+    }
+}
+
+/// One repetition of a workload, in the peers' JSON fields.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BenchResult {
+    /// Always `backprop`.
+    pub peer: &'static str,
+    /// `W1`, `W2` or `W3`.
+    pub workload: &'static str,
+    /// Repetition index; also the seed.
+    pub rep: u64,
+    /// Seconds to read and parse the data set (once per process).
+    pub load_s: f64,
+    /// Threads used by the kernels.
+    pub threads: usize,
+    /// Seconds from the first iteration to the end of the last, evaluations included.
+    pub wall_s: f64,
+    /// Iterations run.
+    pub iters: usize,
+    /// `wall_s / iters` in milliseconds.
+    pub ms_per_iter: f64,
+    /// The mini-batch loss of the first iteration.
+    pub loss_first: f64,
+    /// The mean mini-batch loss of the last 10 iterations.
+    pub loss_last10: f64,
+    /// Evaluations run.
+    pub n_evals: usize,
+    /// Seconds spent in evaluations.
+    pub eval_s: f64,
+    /// Training accuracy at the last evaluation (W1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_train_acc: Option<f64>,
+    /// Test accuracy at the last evaluation (W1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_test_acc: Option<f64>,
+    /// `[iteration, train accuracy, test accuracy]` per evaluation.
+    pub evals: Vec<(usize, f64, f64)>,
+    /// Peak resident memory of the process so far, in MB (Linux; 0 elsewhere).
+    pub peak_rss_mb: f64,
+}
+
+/// Runs one repetition of `workload` on `data` with seed `rep`.
+///
+/// # Errors
+/// When the data set does not fit the workload's net (784 inputs, 10 classes).
+pub fn run(workload: Workload, data: &Dataset, rep: u64, load_s: f64) -> Result<BenchResult> {
+    let (net, init, lr, batch, iters, eval_every) = workload.schedule();
+    let net = net.parse::<NetSpec>()?.build_with::<f32>(init, rep);
+    let config = TrainConfig {
+        iters,
+        batch,
+        eval_every,
+        sampling: Sampling::WithReplacement,
+        seed: rep,
+    };
+    let mut trainer = Trainer::new(net, Sgd::new(lr), data, config)?;
+    let mut eval_s = 0.0;
+    let mut step_done = Instant::now();
+    let started = Instant::now();
+    trainer.run(|event| match event {
+        Event::Step { .. } => step_done = Instant::now(),
+        Event::Evaluated(_) => eval_s += step_done.elapsed().as_secs_f64(),
+    })?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let losses = trainer.losses();
+    let last10 = &losses[losses.len().saturating_sub(10)..];
+    let history = trainer.history();
+    Ok(BenchResult {
+        peer: "backprop",
+        workload: workload.name(),
+        rep,
+        load_s,
+        threads: crate::linalg::threads(),
+        wall_s,
+        iters,
+        ms_per_iter: 1e3 * wall_s / iters as f64,
+        loss_first: losses.first().copied().unwrap_or(f64::NAN),
+        loss_last10: last10.iter().sum::<f64>() / last10.len().max(1) as f64,
+        n_evals: history.len(),
+        eval_s,
+        final_train_acc: history.last().map(|r| r.train_acc),
+        final_test_acc: history.last().map(|r| r.test_acc),
+        evals: history
+            .iter()
+            .map(|r| (r.iter, r.train_acc, r.test_acc))
+            .collect(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// `VmHWM` of `/proc/self/status` in MB; 0 where it is not available.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb / 1024.0)
+        })
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,234 @@
+//! Matrix products for the layers, and the thread count they run on.
+//!
+//! [`matmul`]: `C ← A·B` (or `C ← C + A·B`) by faer's GEMM, the fastest option measured on
+//! this project's shapes (`../shared/peers` gemm table: 63 GFLOP/s single-threaded on
+//! 100×784·784×50 against 37 for ndarray's matrixmultiply). `A` and `B` may be transposed
+//! views: no copy is made.
+//!
+//! Results do not depend on the thread count: work is split into blocks whose boundaries
+//! depend only on the shapes, and every output element is computed by one thread in a fixed
+//! order, so `--threads 1` and `--threads 2` give the same bits.
+
+use std::any::TypeId;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, NdFloat};
+use rayon::prelude::*;
+
+/// Threads used by the kernels; 0 means "not set": all cores.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Below this many multiply-adds (16 M) a product runs on one thread. Measured: the
+/// 100×784·784×50 product of the book's net (3.9 M) was no faster on two threads, and waking
+/// the second thread for each of them cost a quarter of the run in scheduler calls.
+const PARALLEL_MIN_WORK: usize = 1 << 24;
+
+/// Sets how many threads the kernels use (1 = no parallelism at all).
+///
+/// The first call also sizes rayon's global pool; later calls can only lower the count used.
+pub fn set_threads(n: usize) {
+    let n = n.max(1);
+    // Fails only when the pool was already built (by an earlier call): then keep it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+    THREADS.store(n, Ordering::Relaxed);
+}
+
+/// The number of threads the kernels use.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n.min(rayon::current_num_threads()),
+    }
+}
+
+/// Whether `work` multiply-adds are worth splitting across threads.
+fn parallel(work: usize) -> bool {
+    threads() > 1 && work >= PARALLEL_MIN_WORK
+}
+
+/// Rows per block when splitting `rows` rows: depends only on the shape, never on the thread
+/// count, so results are the same whatever the thread count.
+fn block_rows(rows: usize) -> usize {
+    rows.div_ceil(8).next_multiple_of(8).clamp(16, 512)
+}
+
+/// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
+///
+/// # Panics
+/// When the shapes do not chain.
+#[track_caller]
+pub fn matmul<A: NdFloat>(
+    a: ArrayView2<'_, A>,
+    b: ArrayView2<'_, A>,
+    mut c: ArrayViewMut2<'_, A>,
+    accumulate: bool,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    assert!(
+        b.nrows() == k && c.dim() == (m, n),
+        "matmul: A {:?} · B {:?} does not fit C {:?}",
+        a.shape(),
+        b.shape(),
+        c.shape()
+    );
+    if parallel(m * k * n) && m > block_rows(m) {
+        let rows = block_rows(m);
+        c.axis_chunks_iter_mut(Axis(0), rows)
+            .into_par_iter()
+            .zip(a.axis_chunks_iter(Axis(0), rows).into_par_iter())
+            .for_each(|(c, a)| gemm_seq(a, b, c, accumulate));
+    } else {
+        gemm_seq(a, b, c, accumulate);
+    }
+}
+
+/// One GEMM on the calling thread: faer for `f32`/`f64`, ndarray's otherwise.
+fn gemm_seq<A: NdFloat>(
+    a: ArrayView2<'_, A>,
+    b: ArrayView2<'_, A>,
+    mut c: ArrayViewMut2<'_, A>,
+    accumulate: bool,
+) {
+    if a.is_empty() || b.is_empty() || c.is_empty() {
+        if !accumulate {
+            c.fill(A::zero());
+        }
+        return;
+    }
+    if TypeId::of::<A>() == TypeId::of::<f32>() {
+        // SAFETY: A is f32, so the views have the element type they are cast to.
+        unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+    } else if TypeId::of::<A>() == TypeId::of::<f64>() {
+        // SAFETY: A is f64.
+        unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+    } else {
+        let beta = if accumulate { A::one() } else { A::zero() };
+        ndarray::linalg::general_mat_mul(A::one(), &a, &b, beta, &mut c);
+    }
+}
+
+/// Reinterprets a view's element type.
+///
+/// # Safety
+/// `A` and `T` must be the same type.
+unsafe fn cast<'a, A: 'static, T: 'static>(a: ArrayView2<'a, A>) -> ArrayView2<'a, T> {
+    debug_assert_eq!(TypeId::of::<A>(), TypeId::of::<T>());
+    // SAFETY: A and T are the same type, so the two view types are the same type.
+    unsafe { std::mem::transmute_copy(&a) }
+}
+
+/// [`cast`] for mutable views.
+///
+/// # Safety
+/// `A` and `T` must be the same type.
+unsafe fn cast_mut<'a, A: 'static, T: 'static>(a: ArrayViewMut2<'a, A>) -> ArrayViewMut2<'a, T> {
+    debug_assert_eq!(TypeId::of::<A>(), TypeId::of::<T>());
+    let a = std::mem::ManuallyDrop::new(a);
+    // SAFETY: as for `cast`; the original is not used (nor dropped) again.
+    unsafe { std::mem::transmute_copy(&*a) }
+}
+
+/// faer's GEMM on ndarray views (any strides, including transposed ones).
+///
+/// # Safety
+/// The views must be valid (they are, coming from ndarray) and `c` must not alias `a` or `b`
+/// (guaranteed by the borrow rules).
+unsafe fn faer_gemm<T: faer::traits::ComplexField>(
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    mut c: ArrayViewMut2<'_, T>,
+    accumulate: bool,
+    one: T,
+) {
+    let view = |x: &ArrayView2<'_, T>| {
+        let s = x.strides();
+        // SAFETY: pointer, shape and strides describe a live ndarray view.
+        unsafe { faer::MatRef::from_raw_parts(x.as_ptr(), x.nrows(), x.ncols(), s[0], s[1]) }
+    };
+    let (fa, fb) = (view(&a), view(&b));
+    let s = c.strides().to_vec();
+    // SAFETY: as above, and `c` is borrowed mutably for the duration.
+    let fc = unsafe {
+        faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), c.nrows(), c.ncols(), s[0], s[1])
+    };
+    let accum = if accumulate {
+        faer::Accum::Add
+    } else {
+        faer::Accum::Replace
+    };
+    faer::linalg::matmul::matmul(fc, accum, fa, fb, one, faer::Par::Seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradient::standard_normal;
+    use ndarray::{Array2, s};
+
+    fn random(shape: (usize, usize), seed: u64, zeros: f64) -> Array2<f64> {
+        let a: Array2<f64> = standard_normal(&[shape.0, shape.1], seed)
+            .into_dimensionality()
+            .unwrap();
+        let cut = standard_normal::<f64>(&[shape.0, shape.1], seed + 1);
+        let mut a = a;
+        a.zip_mut_with(
+            &cut.into_dimensionality::<ndarray::Ix2>().unwrap(),
+            |v, &c| {
+                if c < zeros {
+                    *v = 0.0;
+                }
+            },
+        );
+        a
+    }
+
+    #[test]
+    fn products_match_ndarray() {
+        let x = random((37, 53), 1, 0.3); // ~62% zeros
+        let w = random((53, 19), 2, -10.0);
+        let expected = x.dot(&w);
+        let mut c = Array2::zeros((37, 19));
+        matmul(x.view(), w.view(), c.view_mut(), false);
+        assert!((&c - &expected).iter().all(|d| d.abs() < 1e-12));
+        matmul(x.view(), w.view(), c.view_mut(), true);
+        assert!((&c - &(&expected * 2.0)).iter().all(|d| d.abs() < 1e-12));
+        // transposed operands are strided views, not copies
+        let mut ct = Array2::zeros((19, 37));
+        matmul(w.t(), x.t(), ct.view_mut(), false);
+        assert!((&ct - &expected.t()).iter().all(|d| d.abs() < 1e-12));
+
+        let mut part = Array2::zeros((10, 19));
+        matmul(x.slice(s![..10, ..]), w.view(), part.view_mut(), false);
+        assert!(
+            (&part - &expected.slice(s![..10, ..]))
+                .iter()
+                .all(|d| d.abs() < 1e-12)
+        );
+    }
+
+    #[test]
+    fn results_are_the_same_bits_on_one_thread_and_many() {
+        // Shapes above the parallel threshold, with odd sizes; a transposed operand too.
+        let x = random((600, 257), 4, 0.0).mapv(|v| v as f32);
+        let w = random((257, 131), 5, -10.0).mapv(|v| v as f32);
+        let dy = random((600, 131), 6, -10.0).mapv(|v| v as f32);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut y = Array2::zeros((600, 131));
+                matmul(x.view(), w.view(), y.view_mut(), false);
+                let mut dw = Array2::zeros((257, 131));
+                matmul(x.t(), dy.view(), dw.view_mut(), false);
+                (y, dw)
+            })
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(1), run(3));
+    }
+}
