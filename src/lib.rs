@@ -35,6 +35,8 @@
 //! | §5.7.2 `TwoLayerNet` | [`net`] | |
 //! | §5.7.3 gradient check | [`net::Sequential::gradient_check`] | `ch05_gradient_check`, `backprop gradcheck` |
 //! | §5.7.4 training with backprop | [`train`], [`optim`], [`data`] | `ch05_train_neuralnet`, `backprop train` |
+//! | model files, figures | [`io`], [`plot`] | `backprop eval`, `backprop predict` |
+//! | §6.2 weight scales (He, Xavier) | [`net::Init`] | `backprop bench W3` |
 //!
 //! ## numpy line → this crate
 //!
@@ -55,6 +57,16 @@
 //! type rather than guessed from sizes; softmax subtracts the row maximum and cross-entropy
 //! takes the log of a clipped probability, which still lets NaN through so that a diverging
 //! run is caught rather than hidden.
+//!
+//! ## Performance
+//!
+//! Products run on faer's GEMM ([`linalg::matmul`]), chosen by measurement on this project's
+//! shapes; transposed operands are strided views, never copies. A net's first layer skips
+//! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered, and evaluation
+//! runs in chunks of [`train::EVAL_CHUNK`] rows, so the book's run peaks near 80 MB. Products
+//! above 16 M multiply-adds are split across threads in blocks fixed by the shape alone, so
+//! the same seed gives the same bits at any `--threads`. `backprop bench` and
+//! `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle measured in the same run.
 //!
 //! ## Errors and panics
 //!

@@ -8,44 +8,35 @@
 //! Results do not depend on the thread count: work is split into blocks whose boundaries
 //! depend only on the shapes, and every output element is computed by one thread in a fixed
 //! order, so `--threads 1` and `--threads 2` give the same bits.
+//!
+//! Threads are scoped to each large product rather than kept in a pool: a pool's idle
+//! workers spin before they sleep, and on a two-core machine that spinning took CPU time
+//! from the single-threaded passes between products (measured: softmax over the evaluation
+//! scores ran 25× slower right after a pooled product than on a quiet core).
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, NdFloat};
-use rayon::prelude::*;
 
 /// Threads used by the kernels; 0 means "not set": all cores.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Below this many multiply-adds (16 M) a product runs on one thread. Measured: the
-/// 100×784·784×50 product of the book's net (3.9 M) was no faster on two threads, and waking
-/// the second thread for each of them cost a quarter of the run in scheduler calls.
+/// 100×784·784×50 product of the book's net (3.9 M) was no faster on two threads.
 const PARALLEL_MIN_WORK: usize = 1 << 24;
 
 /// Sets how many threads the kernels use (1 = no parallelism at all).
-///
-/// The first call also sizes rayon's global pool; later calls can only lower the count used.
 pub fn set_threads(n: usize) {
-    let n = n.max(1);
-    // Fails only when the pool was already built (by an earlier call): then keep it.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
-    THREADS.store(n, Ordering::Relaxed);
+    THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The number of threads the kernels use.
+/// The number of threads the kernels use: as set, else one per core.
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
-        n => n.min(rayon::current_num_threads()),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     }
-}
-
-/// Whether `work` multiply-adds are worth splitting across threads.
-fn parallel(work: usize) -> bool {
-    threads() > 1 && work >= PARALLEL_MIN_WORK
 }
 
 /// Rows per block when splitting `rows` rows: depends only on the shape, never on the thread
@@ -55,6 +46,10 @@ fn block_rows(rows: usize) -> usize {
 }
 
 /// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
+///
+/// Large products are split into row blocks shared among scoped threads that exist only for
+/// the product: no worker spins waiting for work afterwards, which on two cores would slow
+/// the element-wise passes that follow.
 ///
 /// # Panics
 /// When the shapes do not chain.
@@ -74,15 +69,30 @@ pub fn matmul<A: NdFloat>(
         b.shape(),
         c.shape()
     );
-    if parallel(m * k * n) && m > block_rows(m) {
-        let rows = block_rows(m);
-        c.axis_chunks_iter_mut(Axis(0), rows)
-            .into_par_iter()
-            .zip(a.axis_chunks_iter(Axis(0), rows).into_par_iter())
-            .for_each(|(c, a)| gemm_seq(a, b, c, accumulate));
-    } else {
-        gemm_seq(a, b, c, accumulate);
+    let threads = threads();
+    let rows = block_rows(m);
+    if threads == 1 || m * k * n < PARALLEL_MIN_WORK || m <= rows {
+        return gemm_seq(a, b, c, accumulate);
     }
+    let mut blocks: Vec<_> = c
+        .axis_chunks_iter_mut(Axis(0), rows)
+        .zip(a.axis_chunks_iter(Axis(0), rows))
+        .collect();
+    let per_thread = blocks.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut groups = blocks.chunks_mut(per_thread);
+        let own = groups.next().expect("at least one block");
+        for group in groups {
+            scope.spawn(move || {
+                for (c, a) in group {
+                    gemm_seq(a.view(), b, c.view_mut(), accumulate);
+                }
+            });
+        }
+        for (c, a) in own {
+            gemm_seq(a.view(), b, c.view_mut(), accumulate);
+        }
+    });
 }
 
 /// One GEMM on the calling thread: faer for `f32`/`f64`, ndarray's otherwise.
@@ -215,18 +225,14 @@ mod tests {
         let x = random((600, 257), 4, 0.0).mapv(|v| v as f32);
         let w = random((257, 131), 5, -10.0).mapv(|v| v as f32);
         let dy = random((600, 131), 6, -10.0).mapv(|v| v as f32);
+        // Other tests in this process may run meanwhile: they only get another speed.
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let mut y = Array2::zeros((600, 131));
-                matmul(x.view(), w.view(), y.view_mut(), false);
-                let mut dw = Array2::zeros((257, 131));
-                matmul(x.t(), dy.view(), dw.view_mut(), false);
-                (y, dw)
-            })
+            set_threads(threads);
+            let mut y = Array2::zeros((600, 131));
+            matmul(x.view(), w.view(), y.view_mut(), false);
+            let mut dw = Array2::zeros((257, 131));
+            matmul(x.t(), dy.view(), dw.view_mut(), false);
+            (y, dw)
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(3));

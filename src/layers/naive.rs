@@ -8,7 +8,7 @@
 //! use backprop::layers::MulLayer;
 //! // Buying 2 apples at 100 yen with 10% tax (§5.4.1)
 //! let (mut mul_apple, mut mul_tax) = (MulLayer::new(), MulLayer::new());
-//! let apple_price = mul_apple.forward(100.0, 2.0);
+//! let apple_price: f64 = mul_apple.forward(100.0, 2.0);
 //! let price = mul_tax.forward(apple_price, 1.1);
 //! let (dapple_price, dtax) = mul_tax.backward(1.0);
 //! let (dapple, dapple_num) = mul_apple.backward(dapple_price);
