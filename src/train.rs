@@ -214,10 +214,6 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
         &self.losses
     }
 
-    /// Sets the number of iterations, e.g. to extend a resumed run.
-    pub fn set_iters(&mut self, iters: usize) {
-        self.config.iters = iters;
-    }
 
     /// The next iteration to run, from 0.
     pub fn iteration(&self) -> usize {
