@@ -91,9 +91,9 @@ fn a_saved_model_has_the_books_names_shapes_and_metadata_and_evaluates_alike() {
     assert_eq!(accuracy, last_test_acc);
 }
 
-/// Writes `image` (28×28 MNIST bytes, light on dark) as a dark-on-light PNG, scaled 3× with a
-/// 20-pixel margin, as a phone photo of a drawing would be.
-fn as_drawing(pixels: &[u8], path: &Path) {
+/// Writes `image` (28×28 MNIST bytes, light on dark) as a PNG scaled 3× with a 20-pixel
+/// margin: dark on light, as a photo of a drawing would be, or light on dark when `!on_paper`.
+fn as_drawing(pixels: &[u8], path: &Path, on_paper: bool) {
     let side = 28 * 3 + 40;
     let img = image::GrayImage::from_fn(side, side, |x, y| {
         let (x, y) = (x as i64 - 20, y as i64 - 20);
@@ -102,7 +102,7 @@ fn as_drawing(pixels: &[u8], path: &Path) {
         } else {
             0
         };
-        image::Luma([255 - v])
+        image::Luma([if on_paper { 255 - v } else { v }])
     });
     img.save(path).unwrap();
 }
@@ -114,7 +114,8 @@ fn predict_reads_drawings_of_test_digits() {
     let mut files: Vec<PathBuf> = Vec::new();
     for i in 0..20 {
         let path = dir.path().join(format!("digit{i}.png"));
-        as_drawing(mnist.test.images.row(i).as_slice().unwrap(), &path);
+        // Half drawn on paper, half light on dark like MNIST itself.
+        as_drawing(mnist.test.images.row(i).as_slice().unwrap(), &path, i % 2 == 0);
         files.push(path);
     }
     let model = dir.path().join("model.safetensors");
