@@ -214,7 +214,6 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
         &self.losses
     }
 
-
     /// The next iteration to run, from 0.
     pub fn iteration(&self) -> usize {
         self.iter

@@ -115,7 +115,11 @@ fn predict_reads_drawings_of_test_digits() {
     for i in 0..20 {
         let path = dir.path().join(format!("digit{i}.png"));
         // Half drawn on paper, half light on dark like MNIST itself.
-        as_drawing(mnist.test.images.row(i).as_slice().unwrap(), &path, i % 2 == 0);
+        as_drawing(
+            mnist.test.images.row(i).as_slice().unwrap(),
+            &path,
+            i % 2 == 0,
+        );
         files.push(path);
     }
     let model = dir.path().join("model.safetensors");
