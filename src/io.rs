@@ -91,7 +91,8 @@ impl ModelInfo {
     }
 }
 
-/// Tensors and metadata read from a safetensors file, converted to `f64`-exact `f32`/`f64`.
+/// Tensors and metadata read from a safetensors file; `F32` and `F64` tensors both become
+/// `f64` arrays, which hold every `f32` exactly.
 #[derive(Debug)]
 pub struct TensorFile {
     /// Tensors by name, in file order of names.
@@ -331,16 +332,11 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         }
         value.zip_mut_with(&stored, |v, &s| *v = s as f32);
     }
-    let params: Vec<&str> = file
-        .tensors
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| !n.contains('/'))
-        .collect();
-    if !params.is_empty() {
+    if !file.tensors.is_empty() {
+        let names: Vec<&str> = file.tensors.iter().map(|(n, _)| n.as_str()).collect();
         return Err(invalid(format!(
             "unexpected tensors {}: a model holds W1, b1, W2, b2, … only",
-            params.join(", ")
+            names.join(", ")
         )));
     }
     Ok((net, info))

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -68,21 +69,7 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
         let iters = losses.len().max(1) as f64;
         let finite = losses.iter().copied().filter(|l| l.is_finite());
         let max_loss = finite.fold(0.0f64, f64::max).max(1e-3) * 1.05;
-        let mut chart = ChartBuilder::on(&left)
-            .caption("loss", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..iters, 0.0..max_loss)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("iterations")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc("mini-batch loss")
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut chart = axes(&left, "loss", iters, max_loss, "mini-batch loss")?;
         let raw = losses.iter().enumerate().map(|(i, &l)| (i as f64, l));
         chart
             .draw_series(LineSeries::new(raw, BLUE.mix(0.25)))
@@ -105,21 +92,13 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
             .map_err(|e| err(&e))?;
 
         let last_iter = history.last().map_or(0.0, |r| r.iter as f64);
-        let mut chart = ChartBuilder::on(&right)
-            .caption("accuracy", ("sans-serif", 22))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0..iters.max(last_iter + 1.0), 0.0..1.0)
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("iterations")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc("accuracy")
-            .light_line_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(|e| err(&e))?;
+        let mut chart = axes(
+            &right,
+            "accuracy",
+            iters.max(last_iter + 1.0),
+            1.0,
+            "accuracy",
+        )?;
         for (name, color, pick) in [
             (
                 "train",
@@ -154,6 +133,33 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
             .map_err(|e| err(&e))?;
         Ok(())
     })
+}
+
+/// Axes from 0 to `x_max` iterations and 0 to `y_max`, with a caption and tick labels.
+fn axes<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    x_max: f64,
+    y_max: f64,
+    y_desc: &str,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String>
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("iterations")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(y_desc)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
 }
 
 /// The mean of each run of `window` values, placed at the run's centre `(i − (window − 1)/2)`;

@@ -117,15 +117,12 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
             correct += usize::from(predicted == t);
         }
         softmax_in_place(&mut y);
-        let targets = Targets::Indices(std::mem::take(&mut batch.t));
+        // A copy of ≤ EVAL_CHUNK indices; the loss layer keeps its own copy too.
+        let targets = Targets::Indices(batch.t.clone());
         let mean = cross_entropy_error(y.view(), &targets)
             .to_f64()
             .unwrap_or(f64::NAN);
         loss_sum += mean * chunk.len() as f64;
-        let Targets::Indices(t) = targets else {
-            unreachable!()
-        };
-        batch.t = t;
     }
     let n = split.len();
     Evaluation {
@@ -245,24 +242,25 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
     pub fn run_until(&mut self, until: usize, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
         let started = Instant::now();
         let until = until.min(self.config.iters);
-        let result = self.steps(until, &mut observe);
+        let result = self.steps(until, started, &mut observe);
         self.elapsed_before += started.elapsed().as_secs_f64();
         result
     }
 
-    fn steps(&mut self, until: usize, observe: &mut impl FnMut(Event<'_>)) -> Result<()> {
-        let started = Instant::now();
+    /// Iterations up to `until`; `started` is when this stretch of training began.
+    fn steps(
+        &mut self,
+        until: usize,
+        started: Instant,
+        observe: &mut impl FnMut(Event<'_>),
+    ) -> Result<()> {
         while self.iter < until {
             let i = self.iter;
             self.sampler
                 .next_batch(self.config.batch, &mut self.indices);
             self.batch.gather(&self.data.train, &self.indices);
-            let targets = Targets::Indices(std::mem::take(&mut self.batch.t));
+            let targets = Targets::Indices(self.batch.t.clone());
             let loss = self.net.gradient(self.batch.x.view().into_dyn(), &targets);
-            let Targets::Indices(t) = targets else {
-                unreachable!()
-            };
-            self.batch.t = t;
             let loss = loss.to_f64().unwrap_or(f64::NAN);
             if !loss.is_finite() {
                 return Err(Error::Diverged { iteration: i, loss });
