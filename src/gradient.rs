@@ -190,12 +190,21 @@ impl GradCheck {
 /// The scalar checked is `L = Σ y ⊙ G` for a fixed random `G` (seeded by `seed`), whose
 /// upstream derivative is `∂L/∂y = G`; every element of `∂L/∂x` and of each parameter
 /// gradient is compared. Keep inputs of piecewise-linear layers at least `h` away from kinks.
+/// A layer that draws random numbers (dropout) has its generator reset before every forward
+/// pass, so its mask is held fixed.
 pub fn check_layer<A: NdFloat, L: Layer<A> + ?Sized>(
     layer: &mut L,
     x: &ArrayD<A>,
     seed: u64,
 ) -> GradCheck {
-    let y = layer.forward(x.clone(), Mode::Train);
+    let rng = layer.rng_mut().map(|r| r.clone());
+    let forward = move |layer: &mut L, x: &ArrayD<A>| {
+        if let (Some(saved), Some(rng)) = (&rng, layer.rng_mut()) {
+            rng.clone_from(saved);
+        }
+        layer.forward(x.clone(), Mode::Train)
+    };
+    let y = forward(layer, x);
     let g = standard_normal(y.shape(), seed);
     let dx = layer.backward(g.clone());
     let mut analytic = vec![("dx".to_string(), dx)];
@@ -203,8 +212,7 @@ pub fn check_layer<A: NdFloat, L: Layer<A> + ?Sized>(
         analytic.push((p.name.to_string(), p.grad.to_owned()));
     }
 
-    let weighted =
-        |layer: &mut L, x: &ArrayD<A>| (layer.forward(x.clone(), Mode::Train) * &g).sum();
+    let weighted = |layer: &mut L, x: &ArrayD<A>| (forward(layer, x) * &g).sum();
     let mut numeric = vec![numerical_gradient(|x| weighted(layer, x), &mut x.clone())];
     for k in 0..analytic.len() - 1 {
         let shape = layer.params_mut()[k].value.raw_dim();

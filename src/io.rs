@@ -6,8 +6,11 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `backprop` |
-//! | `net` | the net spec, e.g. `784-50-10` |
-//! | `activation` | `relu` |
+//! | `net` | the layer sizes, e.g. `784-50-10` |
+//! | `activation` | `relu` or `sigmoid` |
+//! | `batch_norm` | `true` when hidden layers are batch-normalised (tensors `gammaK`, `betaK`, `running_meanK`, `running_varK`) |
+//! | `dropout` | the dropout ratio, when the net has dropout |
+//! | `weight_decay` | the L2 `λ` it was trained with, when not 0 |
 //! | `normalisation` | `pixel/255`: how images become inputs |
 //! | `input_shape` | `28x28` |
 //! | `classes` | the class names as a JSON list |
@@ -15,7 +18,8 @@
 //!
 //! Such a file loads in numpy or PyTorch with the `safetensors` package
 //! (`safetensors.numpy.load_file`), and a file written there with the book's names loads here:
-//! without metadata, an MLP with ReLU hidden layers is inferred from the shapes of `W1…Wk`.
+//! without metadata, an MLP with ReLU hidden layers is inferred from the shapes of `W1…Wk`
+//! (with batch norm when it has `gamma1`).
 //!
 //! Every file is written to a temporary name in the same folder, synced, and renamed into
 //! place, so a crash leaves either the old file or the new one, never a torn one.
@@ -24,11 +28,11 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{Error, Result};
-use crate::net::{NetSpec, Sequential};
+use crate::net::{Activation, Init, MultiLayerNet, NetSpec, Sequential};
 
 /// The normalisation this crate applies to images: `x = pixel / 255`.
 pub const PIXEL_NORMALISATION: &str = "pixel/255";
@@ -58,7 +62,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     /// The architecture.
-    pub spec: NetSpec,
+    pub net: MultiLayerNet,
     /// How images become inputs (`pixel/255`).
     pub normalisation: String,
     /// The image shape `(rows, cols)` the net was trained on, when known.
@@ -74,8 +78,17 @@ impl ModelInfo {
     pub(crate) fn to_metadata(&self) -> HashMap<String, String> {
         let mut meta = HashMap::new();
         meta.insert("format".into(), "backprop".into());
-        meta.insert("net".into(), self.spec.to_string());
-        meta.insert("activation".into(), "relu".into());
+        meta.insert("net".into(), self.net.sizes.to_string());
+        meta.insert("activation".into(), self.net.activation.to_string());
+        if self.net.batch_norm {
+            meta.insert("batch_norm".into(), "true".into());
+        }
+        if let Some(ratio) = self.net.dropout {
+            meta.insert("dropout".into(), ratio.to_string());
+        }
+        if self.net.weight_decay > 0.0 {
+            meta.insert("weight_decay".into(), self.net.weight_decay.to_string());
+        }
         meta.insert("normalisation".into(), self.normalisation.clone());
         if let Some((rows, cols)) = self.input_shape {
             meta.insert("input_shape".into(), format!("{rows}x{cols}"));
@@ -229,12 +242,20 @@ fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The parameters of `net` as `(name, value)` pairs in the net's order.
+/// What a model file stores of `net`: the parameters, then the buffers (batch norm's running
+/// statistics), as `(name, value)` pairs in the net's order.
 pub fn named_params(net: &mut Sequential<f32>) -> Vec<(String, ArrayD<f32>)> {
-    net.params_mut()
+    let mut tensors: Vec<(String, ArrayD<f32>)> = net
+        .params_mut()
         .into_iter()
         .map(|p| (p.name, p.param.value.to_owned()))
-        .collect()
+        .collect();
+    tensors.extend(
+        net.buffers_mut()
+            .into_iter()
+            .map(|(name, value)| (name, value.to_owned())),
+    );
+    tensors
 }
 
 /// Saves `net` with `info` to `path` atomically.
@@ -268,28 +289,54 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         what,
     };
     let meta = &file.metadata;
-    let spec = match meta.get("net") {
+    let sizes = match meta.get("net") {
         Some(text) => text
             .parse::<NetSpec>()
             .map_err(|e| invalid(e.to_string()))?,
         None => infer_spec(&file, path)?,
     };
-    if let Some(act) = meta.get("activation").filter(|a| a.as_str() != "relu") {
-        return Err(invalid(format!(
-            "activation {act:?} is not supported; expected relu"
-        )));
-    }
+    let flag = |key: &str| -> Result<bool> {
+        match meta.get(key).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(invalid(format!(
+                "metadata {key} is {other:?}; expected true or false"
+            ))),
+        }
+    };
+    let number = |key: &str| -> Result<Option<f64>> {
+        meta.get(key)
+            .map(|text| {
+                text.parse::<f64>()
+                    .map_err(|_| invalid(format!("metadata {key} {text:?} is not a number")))
+            })
+            .transpose()
+    };
+    let net = MultiLayerNet {
+        activation: match meta.get("activation") {
+            Some(text) => text
+                .parse::<Activation>()
+                .map_err(|e| invalid(e.to_string()))?,
+            None => Activation::Relu,
+        },
+        init: Init::Std(0.0),
+        batch_norm: flag("batch_norm")? || (!meta.contains_key("net") && has(&file, "gamma1")),
+        dropout: number("dropout")?,
+        weight_decay: number("weight_decay")?.unwrap_or(0.0),
+        sizes,
+    };
+    net.validate().map_err(|e| invalid(e.to_string()))?;
+    let outputs = net.sizes.outputs();
     let class_names: Vec<String> = match meta.get("classes") {
         Some(json) => {
             serde_json::from_str(json).map_err(|e| invalid(format!("metadata classes: {e}")))?
         }
-        None => (0..spec.outputs()).map(|c| c.to_string()).collect(),
+        None => (0..outputs).map(|c| c.to_string()).collect(),
     };
-    if class_names.len() != spec.outputs() {
+    if class_names.len() != outputs {
         return Err(invalid(format!(
-            "metadata lists {} classes but the net has {} outputs",
+            "metadata lists {} classes but the net has {outputs} outputs",
             class_names.len(),
-            spec.outputs()
         )));
     }
     let input_shape =
@@ -305,41 +352,95 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
             .cloned()
             .unwrap_or_else(|| PIXEL_NORMALISATION.into()),
         dataset: meta.get("dataset").cloned(),
-        spec,
+        net,
         input_shape,
         class_names,
     };
-    let mut net = info.spec.build::<f32>(0.0, 0);
-    for p in net.params_mut() {
-        let mut value = p.param.value;
-        let stored = file
-            .take(&p.name)
-            .ok_or_else(|| invalid(format!("tensor {} is missing (net {})", p.name, info.spec)))?;
-        if stored.shape() != value.shape() {
-            return Err(invalid(format!(
-                "tensor {} has shape {:?} but net {} needs {:?}",
-                p.name,
-                stored.shape(),
-                info.spec,
-                value.shape()
-            )));
-        }
-        if stored.iter().any(|v| !v.is_finite()) {
-            return Err(invalid(format!(
-                "tensor {} holds NaN or infinite values: the weights are unusable (saved from a diverged run?)",
-                p.name
-            )));
-        }
-        value.zip_mut_with(&stored, |v, &s| *v = s as f32);
+    let mut net = info.net.build::<f32>(0);
+    let mut shapes: Vec<(String, IxDyn)> = net
+        .params_mut()
+        .into_iter()
+        .map(|p| (p.name, p.param.value.raw_dim()))
+        .collect();
+    shapes.extend(
+        net.buffers_mut()
+            .into_iter()
+            .map(|(name, value)| (name, value.raw_dim())),
+    );
+    let mut values = Vec::with_capacity(shapes.len());
+    for (name, shape) in shapes {
+        let value = take_tensor(&mut file, &name, &shape, &info, path)?;
+        values.push((name, value));
     }
+    set_tensors(&mut net, values);
     if !file.tensors.is_empty() {
         let names: Vec<&str> = file.tensors.iter().map(|(n, _)| n.as_str()).collect();
         return Err(invalid(format!(
-            "unexpected tensors {}: a model holds W1, b1, W2, b2, … only",
-            names.join(", ")
+            "unexpected tensors {}: net {} holds {} only",
+            names.join(", "),
+            info.net.layout(),
+            named_params(&mut net)
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok((net, info))
+}
+
+/// Whether `file` holds a tensor `name`.
+fn has(file: &TensorFile, name: &str) -> bool {
+    file.tensors.iter().any(|(n, _)| n == name)
+}
+
+/// Takes tensor `name` out of `file`, checking its shape and that its values are finite.
+fn take_tensor(
+    file: &mut TensorFile,
+    name: &str,
+    shape: &IxDyn,
+    info: &ModelInfo,
+    path: &Path,
+) -> Result<ArrayD<f32>> {
+    let invalid = |what: String| Error::Model {
+        path: path.to_path_buf(),
+        what,
+    };
+    let stored = file.take(name).ok_or_else(|| {
+        invalid(format!(
+            "tensor {name} is missing (net {})",
+            info.net.layout()
+        ))
+    })?;
+    if stored.shape() != shape.slice() {
+        return Err(invalid(format!(
+            "tensor {name} has shape {:?} but net {} needs {:?}",
+            stored.shape(),
+            info.net.layout(),
+            shape.slice()
+        )));
+    }
+    if stored.iter().any(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "tensor {name} holds NaN or infinite values: the weights are unusable (saved from a diverged run?)"
+        )));
+    }
+    Ok(stored.mapv(|v| v as f32))
+}
+
+/// Copies `(name, value)` pairs into the parameters and buffers of `net` with those names.
+fn set_tensors(net: &mut Sequential<f32>, mut values: Vec<(String, ArrayD<f32>)>) {
+    let mut put = |name: &str, mut target: ndarray::ArrayViewMutD<'_, f32>| {
+        if let Some(k) = values.iter().position(|(n, _)| n == name) {
+            target.assign(&values.swap_remove(k).1);
+        }
+    };
+    for p in net.params_mut() {
+        put(&p.name, p.param.value);
+    }
+    for (name, value) in net.buffers_mut() {
+        put(&name, value);
+    }
 }
 
 fn parse_shape(text: &str) -> Option<(usize, usize)> {

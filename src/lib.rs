@@ -84,6 +84,7 @@
 pub mod bench;
 pub mod data;
 pub mod error;
+pub mod experiments;
 pub mod functions;
 pub mod gradient;
 pub mod graph;

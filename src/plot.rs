@@ -1,4 +1,5 @@
-//! Figures as PNG files, drawn with plotters: the training curves of §4.5 and §5.7.4.
+//! Figures as PNG files, drawn with plotters: the training curves of §4.5 and §5.7.4, and
+//! the line charts and histograms of chapter 6's experiments.
 //!
 //! Text uses DejaVu Sans compiled into the binary, so plots render the same on any machine,
 //! with or without system fonts.
@@ -69,7 +70,12 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
         let iters = losses.len().max(1) as f64;
         let finite = losses.iter().copied().filter(|l| l.is_finite());
         let max_loss = finite.fold(0.0f64, f64::max).max(1e-3) * 1.05;
-        let mut chart = axes(&left, "loss", iters, max_loss, "mini-batch loss")?;
+        let mut chart = axes(
+            &left,
+            "loss",
+            (0.0..iters, 0.0..max_loss),
+            ("iterations", "mini-batch loss"),
+        )?;
         let raw = losses.iter().enumerate().map(|(i, &l)| (i as f64, l));
         chart
             .draw_series(LineSeries::new(raw, BLUE.mix(0.25)))
@@ -95,9 +101,8 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
         let mut chart = axes(
             &right,
             "accuracy",
-            iters.max(last_iter + 1.0),
-            1.0,
-            "accuracy",
+            (0.0..iters.max(last_iter + 1.0), 0.0..1.0),
+            ("iterations", "accuracy"),
         )?;
         for (name, color, pick) in [
             (
@@ -135,36 +140,199 @@ pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Resul
     })
 }
 
-/// Axes from 0 to `x_max` iterations and 0 to `y_max`, with a caption and tick labels.
+/// Axes over `ranges` (x, y) with a caption, axis descriptions `labels` (x, y) and ticks.
 fn axes<'a, 'b>(
     area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
     caption: &str,
-    x_max: f64,
-    y_max: f64,
-    y_desc: &str,
+    ranges: (std::ops::Range<f64>, std::ops::Range<f64>),
+    labels: (&str, &str),
 ) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String>
 {
     let mut chart = ChartBuilder::on(area)
-        .caption(caption, ("sans-serif", 22))
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..x_max, 0.0..y_max)
+        .build_cartesian_2d(ranges.0, ranges.1)
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
-        .x_desc("iterations")
-        .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc(y_desc)
+        .x_desc(labels.0)
+        .x_label_formatter(&|x| format_tick(*x))
+        .y_desc(labels.1)
         .light_line_style(WHITE.mix(0.0))
         .draw()
         .map_err(|e| e.to_string())?;
     Ok(chart)
 }
 
+/// A tick label: whole numbers without decimals, others with up to three.
+fn format_tick(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        let text = format!("{x:.3}");
+        text.trim_end_matches('0').to_string()
+    }
+}
+
+/// Distinct line colours, in order.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// One line of a [`Chart`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The legend entry; empty for none.
+    pub name: String,
+    /// `(x, y)` points; non-finite ones are left out.
+    pub points: Vec<(f64, f64)>,
+    /// Index into a fixed palette, so the same variant has the same colour in every chart.
+    pub color: usize,
+    /// Dashed (the book's training curves next to solid validation curves).
+    pub dashed: bool,
+}
+
+/// One chart of a figure: a title, axes and lines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    /// The caption.
+    pub title: String,
+    /// `(x, y)` axis descriptions.
+    pub labels: (String, String),
+    /// The y range; the x range spans the points.
+    pub y_range: (f64, f64),
+    /// The lines.
+    pub series: Vec<Series>,
+}
+
+/// Line charts in a grid of `columns` columns, each `cell` pixels, saved as PNG.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn line_charts(path: &Path, charts: &[Chart], columns: usize, cell: (u32, u32)) -> Result<()> {
+    let columns = columns.clamp(1, charts.len().max(1));
+    let rows = charts.len().div_ceil(columns).max(1);
+    let size = (cell.0 * columns as u32, cell.1 * rows as u32);
+    render_png(path, size, |root| {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        for (area, chart) in root.split_evenly((rows, columns)).iter().zip(charts) {
+            let finite = || {
+                chart
+                    .series
+                    .iter()
+                    .flat_map(|s| &s.points)
+                    .filter(|(x, y)| x.is_finite() && y.is_finite())
+            };
+            let x_min = finite().map(|p| p.0).fold(f64::INFINITY, f64::min);
+            let x_max = finite().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+            let (x_min, x_max) = if x_min < x_max {
+                (x_min, x_max)
+            } else {
+                (0.0, 1.0)
+            };
+            let mut ctx = axes(
+                area,
+                &chart.title,
+                (x_min..x_max, chart.y_range.0..chart.y_range.1),
+                (&chart.labels.0, &chart.labels.1),
+            )?;
+            let clip = |&(x, y): &(f64, f64)| {
+                (x.is_finite() && y.is_finite())
+                    .then_some((x, y.clamp(chart.y_range.0, chart.y_range.1)))
+            };
+            for series in &chart.series {
+                let color = PALETTE[series.color % PALETTE.len()];
+                let points: Vec<(f64, f64)> = series.points.iter().filter_map(clip).collect();
+                let style = color.stroke_width(2);
+                let drawn = if series.dashed {
+                    ctx.draw_series(DashedLineSeries::new(points, 6, 4, style))
+                } else {
+                    ctx.draw_series(LineSeries::new(points, style))
+                }
+                .map_err(|e| err(&e))?;
+                if !series.name.is_empty() {
+                    drawn.label(series.name.as_str()).legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            if chart.series.iter().any(|s| !s.name.is_empty()) {
+                ctx.configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .border_style(BLACK)
+                    .background_style(WHITE.mix(0.8))
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Histograms side by side, one per `(title, values)`, each of `bins` equal bins over
+/// `range` (values outside are left out), as the book's activation histograms (§6.2.2).
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn histograms(
+    path: &Path,
+    panels: &[(String, Vec<f64>)],
+    bins: usize,
+    range: (f64, f64),
+) -> Result<()> {
+    let width = 300 * panels.len().max(1) as u32;
+    render_png(path, (width, 320), |root| {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let counts: Vec<Vec<usize>> = panels
+            .iter()
+            .map(|(_, values)| bin_counts(values, bins, range))
+            .collect();
+        let y_max = counts.iter().flatten().copied().max().unwrap_or(1).max(1) as f64 * 1.05;
+        for ((area, (title, _)), counts) in root
+            .split_evenly((1, panels.len().max(1)))
+            .iter()
+            .zip(panels)
+            .zip(&counts)
+        {
+            let mut ctx = axes(area, title, (range.0..range.1, 0.0..y_max), ("", ""))?;
+            let step = (range.1 - range.0) / bins.max(1) as f64;
+            ctx.draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                let x0 = range.0 + i as f64 * step;
+                Rectangle::new([(x0, 0.0), (x0 + step, c as f64)], PALETTE[0].filled())
+            }))
+            .map_err(|e| err(&e))?;
+        }
+        Ok(())
+    })
+}
+
+/// How many of `values` fall into each of `bins` equal bins over `range` (the last bin
+/// includes its right edge, as numpy's `hist`).
+pub fn bin_counts(values: &[f64], bins: usize, range: (f64, f64)) -> Vec<usize> {
+    let mut counts = vec![0; bins];
+    if bins == 0 {
+        return counts;
+    }
+    let width = (range.1 - range.0) / bins as f64;
+    for &v in values {
+        if v >= range.0 && v <= range.1 {
+            let i = (((v - range.0) / width) as usize).min(bins - 1);
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
 /// The mean of each run of `window` values, placed at the run's centre `(i − (window − 1)/2)`;
 /// runs whose sum is not finite are left out.
-fn moving_average(values: &[f64], window: usize) -> Vec<(f64, f64)> {
+pub fn moving_average(values: &[f64], window: usize) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     let mut sum = 0.0;
     for (i, &v) in values.iter().enumerate() {
@@ -182,6 +350,15 @@ fn moving_average(values: &[f64], window: usize) -> Vec<(f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bins_like_numpy_hist() {
+        // np.histogram([0, 0.1, 0.5, 0.99, 1.0, 1.5], bins=2, range=(0, 1)) → [2, 3]
+        assert_eq!(
+            bin_counts(&[0.0, 0.1, 0.5, 0.99, 1.0, 1.5], 2, (0.0, 1.0)),
+            vec![2, 3]
+        );
+    }
 
     #[test]
     fn moving_average_of_a_ramp() {

@@ -92,7 +92,7 @@ pub enum Event<'a> {
 /// Accuracy, mean loss and confusion matrix of a net on a split.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Evaluation {
-    /// Fraction classified correctly.
+    /// Fraction classified correctly (NaN for an empty split).
     pub accuracy: f64,
     /// Mean cross-entropy.
     pub loss: f64,
@@ -126,7 +126,11 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
     }
     let n = split.len();
     Evaluation {
-        accuracy: correct as f64 / n.max(1) as f64,
+        accuracy: if n == 0 {
+            f64::NAN
+        } else {
+            correct as f64 / n as f64
+        },
         loss: loss_sum / n.max(1) as f64,
         n,
         confusion,
@@ -162,6 +166,8 @@ struct Position {
     history: Vec<Record>,
     loss_since_eval: (f64, usize),
     elapsed_s: f64,
+    /// The generators of the net's dropout layers.
+    rngs: Vec<rand_chacha::ChaCha8Rng>,
 }
 
 impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
@@ -305,14 +311,16 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
     pub fn checkpoint(&mut self, info: &ModelInfo, extra: &HashMap<String, String>) -> Vec<u8> {
         let params = crate::io::named_params(&mut self.net);
         let state = self.optimizer.state();
-        let mut f32_tensors: Vec<(String, ndarray::ArrayViewD<'_, f32>)> =
+        let f32_tensors: Vec<(String, ndarray::ArrayViewD<'_, f32>)> =
             params.iter().map(|(n, a)| (n.clone(), a.view())).collect();
-        f32_tensors.extend(
-            state
-                .iter()
-                .map(|(n, a)| (format!("optimizer/{n}"), a.view())),
-        );
-        let losses = ndarray::ArrayView1::from(&self.losses[..]).into_dyn();
+        let mut f64_tensors: Vec<(String, ndarray::ArrayViewD<'_, f64>)> = state
+            .iter()
+            .map(|(n, a)| (format!("optimizer/{n}"), a.view()))
+            .collect();
+        f64_tensors.push((
+            "train/losses".into(),
+            ndarray::ArrayView1::from(&self.losses[..]).into_dyn(),
+        ));
         let position = Position {
             config: self.config,
             iter: self.iter,
@@ -320,6 +328,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             history: self.history.clone(),
             loss_since_eval: self.loss_since_eval,
             elapsed_s: self.elapsed_before,
+            rngs: self.net.rngs(),
         };
         let mut meta = info.to_metadata();
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -327,7 +336,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             "trainer".into(),
             serde_json::to_string(&position).expect("the position serialises"),
         );
-        crate::io::encode_tensors(&f32_tensors, &[("train/losses".into(), losses)], meta)
+        crate::io::encode_tensors(&f32_tensors, &f64_tensors, meta)
     }
 
     /// Continues from a checkpoint made by [`checkpoint`](Self::checkpoint) on the same data.
@@ -357,21 +366,24 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         let losses = file
             .take("train/losses")
             .ok_or_else(|| invalid("not a checkpoint: no tensor train/losses".into()))?;
-        let state: Vec<(String, ndarray::ArrayD<f32>)> = file
+        let state: crate::optim::State = file
             .tensors
             .iter()
-            .filter_map(|(n, a)| {
-                Some((
-                    n.strip_prefix("optimizer/")?.to_string(),
-                    a.mapv(|v| v as f32),
-                ))
-            })
+            .filter_map(|(n, a)| Some((n.strip_prefix("optimizer/")?.to_string(), a.clone())))
             .collect();
         file.tensors.retain(|(n, _)| !n.starts_with("optimizer/"));
+        let (mut net, _) = crate::io::model_from(file, path)?;
+        check_state_fits(&state, &mut net).map_err(invalid)?;
         optimizer
             .load_state(state)
             .map_err(|e| invalid(e.to_string()))?;
-        let (net, _) = crate::io::model_from(file, path)?;
+        if !net.set_rngs(&position.rngs) {
+            return Err(invalid(format!(
+                "the checkpoint has {} dropout generators but the net has {}",
+                position.rngs.len(),
+                net.rngs().len()
+            )));
+        }
         let mut trainer = Trainer::new(net, optimizer, data, position.config)?;
         if position.sampler.len() != data.train.len() {
             return Err(invalid(format!(
@@ -389,6 +401,44 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         trainer.elapsed_before = position.elapsed_s;
         Ok(trainer)
     }
+}
+
+/// Checks that every per-parameter optimizer tensor `kind/name` has the shape of parameter
+/// `name`, so that a tampered checkpoint gives an error rather than a failed update.
+fn check_state_fits<A: NdFloat>(
+    state: &crate::optim::State,
+    net: &mut Sequential<A>,
+) -> std::result::Result<(), String> {
+    let params: HashMap<String, Vec<usize>> = net
+        .params_mut()
+        .into_iter()
+        .map(|p| (p.name, p.param.value.shape().to_vec()))
+        .collect();
+    for (name, value) in state {
+        let Some((_, param)) = name.split_once('/') else {
+            continue;
+        };
+        match params.get(param) {
+            Some(shape) if shape == value.shape() => {}
+            Some(shape) => {
+                return Err(format!(
+                    "optimizer state {name} has shape {:?} but parameter {param} has {shape:?}",
+                    value.shape()
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "optimizer state {name} is for no parameter of the net"
+                ));
+            }
+        }
+        if value.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "optimizer state {name} holds NaN or infinite values"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `net` maps the data set's images to its classes.

@@ -34,6 +34,20 @@ impl Split {
         self.labels.is_empty()
     }
 
+    /// The images at `indices`, in that order, as a new split.
+    ///
+    /// # Panics
+    /// When an index is out of range.
+    #[track_caller]
+    pub fn select(&self, indices: &[usize]) -> Split {
+        Split {
+            images: self.images.select(ndarray::Axis(0), indices),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+
     /// How many images each class has, for classes `0..classes`.
     pub fn class_counts(&self, classes: usize) -> Vec<usize> {
         let mut counts = vec![0; classes];
@@ -156,5 +170,47 @@ impl Dataset {
     /// Pixels per image (the input width of a net).
     pub fn input_size(&self) -> usize {
         self.train.rows * self.train.cols
+    }
+
+    /// The first `train` training images and the first `test` test images (fewer when a
+    /// split is smaller), as the book's experiments do with `x_train[:300]`.
+    pub fn subset(&self, train: usize, test: usize) -> Dataset {
+        let first =
+            |split: &Split, n: usize| split.select(&(0..n.min(split.len())).collect::<Vec<_>>());
+        Dataset {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            train: first(&self.train, train),
+            test: first(&self.test, test),
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// A validation split taken from the training set (§6.5.1): the training images are
+    /// shuffled with a ChaCha8 RNG seeded with `seed`, the first `⌊fraction · N⌋` become the
+    /// returned data set's `test` split and the rest its `train` split. The real test set is
+    /// not used, so hyper-parameters tuned on the result do not overfit it.
+    ///
+    /// # Errors
+    /// When `fraction` is not in `(0, 1)` or leaves either split empty.
+    pub fn validation_split(&self, fraction: f64, seed: u64) -> Result<Dataset> {
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        let n = self.train.len();
+        let held = (fraction * n as f64).floor() as usize;
+        if !(fraction > 0.0 && fraction < 1.0) || held == 0 || held == n {
+            return Err(Error::Invalid(format!(
+                "a validation fraction of {fraction} of {n} training images leaves an empty split; use a fraction in (0, 1) and enough images"
+            )));
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        Ok(Dataset {
+            name: format!("{} (validation split)", self.name),
+            source: self.source.clone(),
+            test: self.train.select(&order[..held]),
+            train: self.train.select(&order[held..]),
+            class_names: self.class_names.clone(),
+        })
     }
 }

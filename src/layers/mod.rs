@@ -13,20 +13,27 @@
 //! | `Sigmoid` (§5.5.2) | [`Sigmoid`] |
 //! | `Affine` (§5.6.2) | [`Affine`] |
 //! | `SoftmaxWithLoss` (§5.6.3) | [`SoftmaxWithLoss`] |
+//! | `BatchNormalization` (§6.3) | [`BatchNorm`] |
+//! | `Dropout` (§6.4.3) | [`Dropout`] |
 
 mod affine;
+mod batch_norm;
+mod dropout;
 mod naive;
 mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 
 pub use affine::Affine;
+pub use batch_norm::BatchNorm;
+pub use dropout::Dropout;
 pub use naive::{AddLayer, MulLayer};
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, NdFloat};
+use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass is for training or for inference (the book's `train_flg`).
 ///
@@ -47,8 +54,19 @@ pub struct Param<'a, A> {
     pub name: &'static str,
     /// The value, which an optimizer updates in place.
     pub value: ArrayViewMutD<'a, A>,
-    /// `∂L/∂value` from the last [`Layer::backward`] (zeros before the first).
-    pub grad: ArrayViewD<'a, A>,
+    /// `∂L/∂value` from the last [`Layer::backward`] (zeros before the first); mutable so
+    /// that a net can add terms such as weight decay's `λW`.
+    pub grad: ArrayViewMutD<'a, A>,
+}
+
+/// A tensor a layer keeps besides its parameters, learned without gradients and needed for
+/// inference, such as batch normalisation's running mean (PyTorch calls these buffers).
+#[derive(Debug)]
+pub struct Buffer<'a, A> {
+    /// The layer-local name, such as `"running_mean"`; nets number it like parameters.
+    pub name: &'static str,
+    /// The value.
+    pub value: ArrayViewMutD<'a, A>,
 }
 
 /// A layer of a net: `forward` computes its output, `backward` maps `∂L/∂out` to `∂L/∂in`
@@ -79,6 +97,18 @@ pub trait Layer<A: NdFloat>: Send {
     /// Parameters with their gradients, always in the same order; empty for layers without.
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
         Vec::new()
+    }
+
+    /// Non-trainable state that inference needs (saved in model files); empty for most layers.
+    fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {
+        Vec::new()
+    }
+
+    /// The random number generator of a layer that draws in training mode (dropout's masks).
+    /// Saving and restoring it replays the same draws: checkpoints keep it, and gradient
+    /// checks reset it before every forward pass so that each sees the same mask.
+    fn rng_mut(&mut self) -> Option<&mut ChaCha8Rng> {
+        None
     }
 
     /// For piecewise-linear layers (ReLU, later max-pooling), which branch each unit took in

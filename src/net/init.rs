@@ -7,7 +7,8 @@ use crate::error::{Error, Result};
 
 /// How the standard deviation of each weight matrix `W (fan_in, fan_out)` is chosen; weights
 /// are `std · randn`, biases 0.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Init {
     /// The same `std` for every layer (the book's `weight_init_std`, 0.01 in chapter 5).
     Std(f64),
@@ -42,6 +43,20 @@ impl FromStr for Init {
                 ))),
             },
         }
+    }
+}
+
+impl TryFrom<String> for Init {
+    type Error = Error;
+
+    fn try_from(text: String) -> Result<Self> {
+        text.parse()
+    }
+}
+
+impl From<Init> for String {
+    fn from(init: Init) -> String {
+        init.to_string()
     }
 }
 

@@ -5,13 +5,16 @@
 //! | `TwoLayerNet(input_size, hidden_size, output_size)` | [`TwoLayerNet::new`] |
 //! | `self.layers = OrderedDict()` … `self.lastLayer` | [`Sequential`] |
 //! | `net.gradient(x, t)`, `net.numerical_gradient(x, t)` | [`Sequential::gradient`], [`Sequential::numerical_gradient`] |
+//! | `MultiLayerNet`, `MultiLayerNetExtend` (§6) | [`MultiLayerNet`] |
 
 mod init;
+mod multi_layer;
 mod sequential;
 mod spec;
 mod two_layer;
 
 pub use init::Init;
+pub use multi_layer::{Activation, MultiLayerNet};
 pub use sequential::{NamedParam, Sequential};
 pub use spec::NetSpec;
 pub use two_layer::TwoLayerNet;

@@ -1,7 +1,8 @@
 //! A net as an ordered list of layers plus a loss layer (§5.7.2): forward walks the list,
 //! backward walks it in reverse.
 
-use ndarray::{Array2, ArrayD, ArrayViewD, Ix2, NdFloat};
+use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Ix2, NdFloat, Zip};
+use rand_chacha::ChaCha8Rng;
 
 use crate::functions::{Targets, argmax};
 use crate::gradient::{
@@ -24,10 +25,16 @@ pub struct NamedParam<'a, A> {
 /// Parameters are numbered by weight layer: every layer that has a `W` starts a new number,
 /// so `Affine1` holds `W1, b1`, `Affine2` holds `W2, b2`, and a later batch-norm layer after
 /// `Affine1` would hold `gamma1, beta1`, as in the book's `MultiLayerNetExtend`.
+///
+/// With a weight decay `λ > 0` (§6.4.2) the loss is `L + ½λ Σₖ ‖Wₖ‖²` over every weight matrix
+/// (parameters named `W`, not biases or batch-norm parameters), and
+/// [`gradient`](Self::gradient) adds `λWₖ` to each `∂L/∂Wₖ`, as the book's `MultiLayerNet`.
 pub struct Sequential<A: NdFloat> {
     /// `(name, layer, parameter number)` in forward order.
     layers: Vec<(String, Box<dyn Layer<A>>, usize)>,
     last_layer: SoftmaxWithLoss<A>,
+    /// The L2 weight decay `λ`.
+    weight_decay: f64,
 }
 
 impl<A: NdFloat> Default for Sequential<A> {
@@ -50,7 +57,19 @@ impl<A: NdFloat> Sequential<A> {
         Sequential {
             layers: Vec::new(),
             last_layer: SoftmaxWithLoss::new(),
+            weight_decay: 0.0,
         }
+    }
+
+    /// Sets the L2 weight decay `λ` (0 turns it off).
+    pub fn set_weight_decay(&mut self, lambda: f64) -> &mut Self {
+        self.weight_decay = lambda;
+        self
+    }
+
+    /// The L2 weight decay `λ`.
+    pub fn weight_decay(&self) -> f64 {
+        self.weight_decay
     }
 
     /// Appends a layer, naming it by its kind and how many of that kind came before.
@@ -110,10 +129,32 @@ impl<A: NdFloat> Sequential<A> {
         })
     }
 
-    /// The mean loss of the batch: `predict` then softmax-with-loss.
+    /// The mean loss of the batch: `predict` then softmax-with-loss, plus `½λ Σₖ ‖Wₖ‖²` with
+    /// weight decay.
     pub fn loss(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>, mode: Mode) -> A {
         let scores = self.predict(x, mode);
-        self.last_layer.forward(scores, t)
+        let loss = self.last_layer.forward(scores, t);
+        if self.weight_decay == 0.0 {
+            return loss;
+        }
+        let squares = self
+            .params_mut()
+            .iter()
+            .filter(|p| p.param.name == "W")
+            .map(|p| {
+                p.param
+                    .value
+                    .iter()
+                    .map(|&w| w * w)
+                    .fold(A::zero(), |s, v| s + v)
+            })
+            .fold(A::zero(), |s, v| s + v);
+        loss + self.decay() * A::from(0.5).expect("½ fits") * squares
+    }
+
+    /// `λ` in the float type.
+    fn decay(&self) -> A {
+        A::from(self.weight_decay).expect("a weight decay fits the float type")
     }
 
     /// The fraction of examples whose highest score is the target class (inference mode).
@@ -142,6 +183,21 @@ impl<A: NdFloat> Sequential<A> {
             // Nothing needs ∂L/∂x of the data.
             first.backward_params_only(dout);
         }
+        if self.weight_decay != 0.0 {
+            let lambda = self.decay();
+            for p in self
+                .params_mut()
+                .into_iter()
+                .filter(|p| p.param.name == "W")
+            {
+                let Param {
+                    value, mut grad, ..
+                } = p.param;
+                Zip::from(&mut grad)
+                    .and(&value)
+                    .for_each(|g, &w| *g += lambda * w);
+            }
+        }
         loss
     }
 
@@ -157,6 +213,46 @@ impl<A: NdFloat> Sequential<A> {
                 })
             })
             .collect()
+    }
+
+    /// Every buffer (non-trainable state such as batch norm's running mean), numbered like
+    /// the parameters (`running_mean1`), in forward order.
+    pub fn buffers_mut(&mut self) -> Vec<(String, ArrayViewMutD<'_, A>)> {
+        self.layers
+            .iter_mut()
+            .flat_map(|(_, layer, number)| {
+                let number = *number;
+                layer
+                    .buffers_mut()
+                    .into_iter()
+                    .map(move |b| (format!("{}{number}", b.name), b.value))
+            })
+            .collect()
+    }
+
+    /// The generators of the layers that draw random numbers (dropout), in forward order.
+    pub fn rngs(&mut self) -> Vec<ChaCha8Rng> {
+        self.layers
+            .iter_mut()
+            .filter_map(|(_, layer, _)| layer.rng_mut().map(|r| r.clone()))
+            .collect()
+    }
+
+    /// Restores generators saved by [`rngs`](Self::rngs), so that the next passes draw as
+    /// they did then. Returns `false`, changing nothing, when the count does not match.
+    pub fn set_rngs(&mut self, rngs: &[ChaCha8Rng]) -> bool {
+        let mut mine: Vec<&mut ChaCha8Rng> = self
+            .layers
+            .iter_mut()
+            .filter_map(|(_, layer, _)| layer.rng_mut())
+            .collect();
+        if mine.len() != rngs.len() {
+            return false;
+        }
+        for (rng, saved) in mine.iter_mut().zip(rngs) {
+            rng.clone_from(saved);
+        }
+        true
     }
 
     /// `(name, gradient)` of every parameter after [`gradient`](Self::gradient).
@@ -182,7 +278,9 @@ impl<A: NdFloat> Sequential<A> {
     /// reports the units of piecewise-linear layers (ReLU) that a perturbation of `±h` pushed
     /// across their kink, which is what makes a difference larger than rounding noise.
     pub fn gradient_check(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> GradCheck {
+        let rngs = self.rngs();
         let (numeric, kinks) = self.numerical_gradient_watching(x.view(), t);
+        self.set_rngs(&rngs);
         self.gradient(x, t);
         let entries = self
             .grads()
@@ -194,11 +292,14 @@ impl<A: NdFloat> Sequential<A> {
     }
 
     /// Numerical gradients plus, per layer with branches, the units that switched branch.
+    /// Random layers (dropout) are reset to their state at the start before every forward
+    /// pass, so every pass uses the same masks.
     fn numerical_gradient_watching(
         &mut self,
         x: ArrayViewD<'_, A>,
         t: &Targets<A>,
     ) -> (Vec<(String, ArrayD<A>)>, Vec<KinkCrossing>) {
+        let rngs = self.rngs();
         self.loss(x.view(), t, Mode::Train);
         let baseline: Vec<Option<ArrayD<bool>>> = self
             .layers
@@ -219,6 +320,7 @@ impl<A: NdFloat> Sequential<A> {
         for (k, (name, shape)) in shapes.into_iter().enumerate() {
             let grad = central_differences(shape, |i, offset| {
                 let old = shift_element(self.params_mut().swap_remove(k).param.value, i, offset);
+                self.set_rngs(&rngs);
                 let loss = self.loss(x.view(), t, Mode::Train);
                 set_element(self.params_mut().swap_remove(k).param.value, i, old);
                 self.mark_switched(&baseline, &mut switched);

@@ -5,14 +5,13 @@ use std::fmt;
 use std::str::FromStr;
 
 use ndarray::NdFloat;
-use rand::SeedableRng;
 
-use super::{Init, Sequential};
+use super::{Init, MultiLayerNet, Sequential};
 use crate::error::{Error, Result};
-use crate::layers::{Affine, Relu};
 
 /// The layer sizes of a multi-layer perceptron, input first, classes last.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct NetSpec {
     sizes: Vec<usize>,
 }
@@ -64,18 +63,14 @@ impl NetSpec {
         self.build_with(Init::Std(weight_init_std), seed)
     }
 
-    /// [`build`](Self::build) with each layer's weight scale chosen by `init`.
+    /// [`build`](Self::build) with each layer's weight scale chosen by `init`; see
+    /// [`MultiLayerNet`] for the other options.
     pub fn build_with<A: NdFloat>(&self, init: Init, seed: u64) -> Sequential<A> {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let mut net = Sequential::new();
-        let last = self.sizes.len() - 2;
-        for (i, pair) in self.sizes.windows(2).enumerate() {
-            net.push(Affine::randn(pair[0], pair[1], init.std(pair[0]), &mut rng));
-            if i < last {
-                net.push(Relu::new());
-            }
+        MultiLayerNet {
+            init,
+            ..MultiLayerNet::new(self.clone())
         }
-        net
+        .build(seed)
     }
 }
 
@@ -101,6 +96,20 @@ impl FromStr for NetSpec {
             },
             other => other,
         })
+    }
+}
+
+impl TryFrom<String> for NetSpec {
+    type Error = Error;
+
+    fn try_from(text: String) -> Result<Self> {
+        text.parse()
+    }
+}
+
+impl From<NetSpec> for String {
+    fn from(spec: NetSpec) -> String {
+        spec.to_string()
     }
 }
 

@@ -4,6 +4,7 @@ mod apple;
 mod bench;
 mod data;
 mod eval;
+mod experiment;
 mod gradcheck;
 mod predict;
 mod train;
@@ -35,6 +36,8 @@ enum Command {
     Predict(predict::Args),
     /// List, verify and download data sets.
     Data(data::Args),
+    /// Chapter 6's experiments: optimizers, initial weights, batch norm, overfitting, search.
+    Experiment(experiment::Args),
     /// Time the peers' benchmark workloads (W1–W3), as `../shared/peers` defines them.
     Bench(bench::Args),
 }
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Data(args) => data::run(&args),
+        Command::Experiment(args) => experiment::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {
@@ -88,6 +92,24 @@ fn positive_f64(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         Ok(v) => Err(format!("{v} is not a positive number")),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// A fraction in `[0, 1)`: dropout ratios, momenta, decay rates.
+fn ratio(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        Ok(v) => Err(format!("{v} is not in [0, 1)")),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+/// A finite number of at least 0 (weight decay).
+fn non_negative(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not zero or positive")),
         Err(_) => Err(format!("{text:?} is not a number")),
     }
 }

@@ -34,15 +34,15 @@ pub fn run(args: &Args) -> super::Outcome {
         });
     }
     let (rows, cols) = info.input_shape.unwrap_or_else(|| {
-        let side = (info.spec.inputs() as f64).sqrt().round() as usize;
+        let side = (info.net.sizes.inputs() as f64).sqrt().round() as usize;
         (side, side)
     });
-    if rows * cols != info.spec.inputs() {
+    if rows * cols != info.net.sizes.inputs() {
         return Err(Error::Model {
             path: args.model.clone(),
             what: format!(
                 "the net takes {} inputs, which is not an image of {rows}×{cols}",
-                info.spec.inputs()
+                info.net.sizes.inputs()
             ),
         });
     }

@@ -9,17 +9,16 @@ use std::process::ExitCode;
 use backprop::Error;
 use backprop::data::{Dataset, Known, Sampling};
 use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile, save_model, write_atomically};
-use backprop::net::NetSpec;
-use backprop::optim::Sgd;
+use backprop::net::{Activation, Init, MultiLayerNet, NetSpec};
+use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, Record, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The settings of a run that a checkpoint must remember to continue it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct RunSettings {
-    net: String,
-    lr: f64,
-    weight_init_std: f64,
+    net: MultiLayerNet,
+    optimizer: OptimizerSpec,
     dataset: Option<String>,
     data_dir: Option<PathBuf>,
 }
@@ -31,9 +30,47 @@ pub struct Args {
     /// The net: layer sizes from input to output, e.g. 784-100-100-10.
     #[arg(long, default_value = "784-50-10")]
     net: NetSpec,
-    /// Learning rate of SGD.
-    #[arg(long, default_value_t = 0.1, value_parser = super::positive_f64, allow_negative_numbers = true)]
-    lr: f64,
+    /// Hidden activation: relu or sigmoid.
+    #[arg(long, default_value = "relu")]
+    activation: Activation,
+    /// Initial weights: a standard deviation (W = std·randn), he (√(2/n), for ReLU) or
+    /// xavier (√(1/n), for sigmoid).
+    #[arg(
+        long,
+        alias = "weight-init-std",
+        default_value = "0.01",
+        allow_negative_numbers = true
+    )]
+    init: Init,
+    /// Batch normalisation after every hidden Affine layer.
+    #[arg(long)]
+    batch_norm: bool,
+    /// Dropout with this ratio after every hidden activation (e.g. 0.2).
+    #[arg(long, value_parser = super::ratio, allow_negative_numbers = true)]
+    dropout: Option<f64>,
+    /// Update rule: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.
+    #[arg(long, default_value = "sgd")]
+    optimizer: OptimizerKind,
+    /// Learning rate (default: 0.1 for sgd as in chapter 5; the book's 0.01, or 0.001 for
+    /// adam and adamw, otherwise).
+    #[arg(long, value_parser = super::positive_f64, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// Momentum α of momentum and nesterov.
+    #[arg(long, default_value_t = 0.9, value_parser = super::ratio, allow_negative_numbers = true)]
+    momentum: f64,
+    /// Decay rate ρ of rmsprop.
+    #[arg(long, default_value_t = 0.99, value_parser = super::ratio, allow_negative_numbers = true)]
+    decay_rate: f64,
+    /// β₁ of adam and adamw.
+    #[arg(long, default_value_t = 0.9, value_parser = super::ratio, allow_negative_numbers = true)]
+    beta1: f64,
+    /// β₂ of adam and adamw.
+    #[arg(long, default_value_t = 0.999, value_parser = super::ratio, allow_negative_numbers = true)]
+    beta2: f64,
+    /// Weight decay λ: the book's L2 term ½λ‖W‖² in the loss (default 0); with adamw,
+    /// its decoupled decay instead (default 0.01).
+    #[arg(long, value_parser = super::non_negative, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
     /// Examples per mini-batch.
     #[arg(long, default_value_t = 100, value_parser = super::at_least_one)]
     batch: usize,
@@ -52,9 +89,6 @@ pub struct Args {
     /// Seed of the weights and of the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Standard deviation of the initial weights (W = std·randn).
-    #[arg(long, default_value_t = 0.01, value_parser = super::positive_f64, allow_negative_numbers = true)]
-    weight_init_std: f64,
     /// Data set: mnist (built in) or fashion-mnist.
     #[arg(long)]
     dataset: Option<Known>,
@@ -71,8 +105,10 @@ pub struct Args {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["net", "lr", "batch", "iters", "epochs", "eval_every", "sampling", "seed",
-                              "weight_init_std", "dataset", "data_dir", "out"]
+        conflicts_with_all = ["net", "activation", "init", "batch_norm", "dropout", "optimizer", "lr",
+                              "momentum", "decay_rate", "beta1", "beta2", "weight_decay", "batch",
+                              "iters", "epochs", "eval_every", "sampling", "seed", "dataset",
+                              "data_dir", "out"]
     )]
     resume: Option<PathBuf>,
     /// Threads for the kernels (default: all cores). Results are the same for any count.
@@ -104,17 +140,17 @@ pub fn run(args: &Args) -> super::Outcome {
         None => fresh_input(args)?,
     };
     let data = &data;
+    let optimizer = settings.optimizer.build::<f32>();
     let mut trainer = match checkpoint {
-        Some((file, path)) => Trainer::resume(file, &path, Sgd::new(settings.lr), data)?,
+        Some((file, path)) => Trainer::resume(file, &path, optimizer, data)?,
         None => {
-            let spec: NetSpec = settings.net.parse()?;
-            let net = spec.build::<f32>(settings.weight_init_std, args.seed);
-            Trainer::new(net, Sgd::new(settings.lr), data, config_from(args, data))?
+            let net = settings.net.build::<f32>(args.seed);
+            Trainer::new(net, optimizer, data, config_from(args, data))?
         }
     };
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let info = ModelInfo {
-        spec: settings.net.parse()?,
+        net: settings.net.clone(),
         normalisation: PIXEL_NORMALISATION.into(),
         input_shape: Some((data.train.rows, data.train.cols)),
         class_names: data.class_names.clone(),
@@ -136,11 +172,11 @@ pub fn run(args: &Args) -> super::Outcome {
 
     let config = *trainer.config();
     eprintln!(
-        "training {} on {} ({}), SGD lr {}, batch {}, {} iterations{} → {}",
+        "training {} on {} ({}), {}, batch {}, {} iterations{} → {}",
         settings.net,
         data.name,
         data.source,
-        settings.lr,
+        settings.optimizer,
         config.batch,
         config.iters,
         match trainer.iteration() {
@@ -204,10 +240,37 @@ pub fn run(args: &Args) -> super::Outcome {
 type Input = (RunSettings, PathBuf, Dataset, Option<(TensorFile, PathBuf)>);
 
 fn fresh_input(args: &Args) -> Result<Input, Error> {
+    let kind = args.optimizer;
+    let lr = args.lr.unwrap_or(match kind {
+        OptimizerKind::Sgd => 0.1,
+        other => other.default_lr(),
+    });
+    let adamw = kind == OptimizerKind::AdamW;
+    let mut optimizer = OptimizerSpec {
+        momentum: args.momentum,
+        decay_rate: args.decay_rate,
+        beta1: args.beta1,
+        beta2: args.beta2,
+        ..OptimizerSpec::new(kind).with_lr(lr)
+    };
+    if let (true, Some(lambda)) = (adamw, args.weight_decay) {
+        optimizer.weight_decay = lambda;
+    }
+    let net = MultiLayerNet {
+        sizes: args.net.clone(),
+        activation: args.activation,
+        init: args.init,
+        batch_norm: args.batch_norm,
+        dropout: args.dropout,
+        weight_decay: if adamw {
+            0.0
+        } else {
+            args.weight_decay.unwrap_or(0.0)
+        },
+    };
     let settings = RunSettings {
-        net: args.net.to_string(),
-        lr: args.lr,
-        weight_init_std: args.weight_init_std,
+        net,
+        optimizer,
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
     };

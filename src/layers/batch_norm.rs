@@ -1,0 +1,274 @@
+//! Batch normalisation (§6.3): normalise each feature over the mini-batch, then scale and shift.
+//!
+//! ```text
+//! forward (train)  μ = 1/N Σₙ xₙ                         x (N, D), μ σ² γ β (D,)
+//!                  x̂ = (x − μ) / √(σ² + ε),  σ² = 1/N Σₙ (xₙ − μ)²,  ε = 1e-6
+//!                  y = γ ⊙ x̂ + β
+//!                  running_μ ← m·running_μ + (1 − m)·μ   (same for σ²), m = 0.9
+//! forward (eval)   x̂ = (x − running_μ) / √(running_σ² + ε)
+//! backward         ∂L/∂β = Σₙ ∂L/∂y,   ∂L/∂γ = Σₙ x̂ ⊙ ∂L/∂y,   g = γ ⊙ ∂L/∂y
+//!                  ∂L/∂x = (g − mean_n(g) − x̂ ⊙ mean_n(g ⊙ x̂)) / √(σ² + ε)
+//! ```
+//!
+//! The backward line is the book's node-by-node derivation (`dxn → dxc → dstd → dvar → dmu`)
+//! collected into one expression. Inputs with more than two axes are flattened to
+//! `(N, C·H·W)` as the book's `BatchNormalization` does, and `∂L/∂x` is reshaped back.
+//! Caches `x̂` and `1/√(σ² + ε)` for backward.
+//!
+//! Unlike the book, whose running statistics start as zeros (so a net evaluated before
+//! training divides by `√ε`), the running variance starts at 1, as in PyTorch.
+//!
+//! ```
+//! use backprop::layers::{BatchNorm, Layer, Mode};
+//! use ndarray::array;
+//! // One feature with values 1 and 3: μ = 2, σ² = 1, so x̂ = ∓1/√(1 + 1e-6).
+//! let mut bn = BatchNorm::<f64>::new(1);
+//! let y = bn.forward(array![[1.0], [3.0]].into_dyn(), Mode::Train);
+//! assert!((y[[0, 0]] + 1.0).abs() < 1e-6 && (y[[1, 0]] - 1.0).abs() < 1e-6);
+//! ```
+
+use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, Ix2, IxDyn, NdFloat, Zip};
+
+use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape};
+
+/// `ε` of `√(σ² + ε)`, the book's `10e-7`.
+const EPS: f64 = 1e-6;
+/// Weight `m` of the old running statistics, the book's `momentum=0.9`.
+const MOMENTUM: f64 = 0.9;
+
+/// Batch normalisation over the features of `(N, D)` batches.
+#[derive(Debug, Clone)]
+pub struct BatchNorm<A> {
+    /// Scale `γ`, shape `(D,)`, initially ones.
+    gamma: Array1<A>,
+    /// Shift `β`, shape `(D,)`, initially zeros.
+    beta: Array1<A>,
+    /// `∂L/∂γ`, shape `(D,)`.
+    dgamma: Array1<A>,
+    /// `∂L/∂β`, shape `(D,)`.
+    dbeta: Array1<A>,
+    /// Running mean for inference, shape `(D,)`, initially zeros.
+    running_mean: Array1<A>,
+    /// Running variance for inference, shape `(D,)`, initially ones.
+    running_var: Array1<A>,
+    /// From the last training forward pass: `x̂ (N, D)`, `1/√(σ² + ε) (D,)`, input shape.
+    cache: Option<(Array2<A>, Array1<A>, IxDyn)>,
+}
+
+impl<A: NdFloat> BatchNorm<A> {
+    /// `γ = 1`, `β = 0` for `features` features.
+    pub fn new(features: usize) -> Self {
+        BatchNorm {
+            gamma: Array1::ones(features),
+            beta: Array1::zeros(features),
+            dgamma: Array1::zeros(features),
+            dbeta: Array1::zeros(features),
+            running_mean: Array1::zeros(features),
+            running_var: Array1::ones(features),
+            cache: None,
+        }
+    }
+
+    fn constant(v: f64) -> A {
+        A::from(v).expect("a small constant fits the float type")
+    }
+}
+
+impl<A: NdFloat> Layer<A> for BatchNorm<A> {
+    fn kind(&self) -> &'static str {
+        "BatchNorm"
+    }
+
+    #[track_caller]
+    fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
+        let shape = x.raw_dim();
+        let d = self.gamma.len();
+        let n = x.shape().first().copied().unwrap_or(0);
+        assert!(
+            x.ndim() >= 2 && n * d == x.len(),
+            "BatchNorm::forward: input of shape {:?} does not flatten to (N, {d})",
+            x.shape()
+        );
+        let mut x = x
+            .as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((n, d))
+            .expect("a standard-layout array reshapes to (N, D)");
+        let eps = Self::constant(EPS);
+        let (mean, var) = match mode {
+            Mode::Train => {
+                let inv_n = A::one() / A::from(n.max(1)).expect("a batch size fits the float type");
+                let mean = x.sum_axis(Axis(0)) * inv_n;
+                let mut var = Array1::zeros(d);
+                for row in x.rows() {
+                    Zip::from(&mut var)
+                        .and(&row)
+                        .and(&mean)
+                        .for_each(|s, &v, &mu| *s += (v - mu) * (v - mu));
+                }
+                var.mapv_inplace(|s| s * inv_n);
+                let m = Self::constant(MOMENTUM);
+                Zip::from(&mut self.running_mean)
+                    .and(&mean)
+                    .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
+                Zip::from(&mut self.running_var)
+                    .and(&var)
+                    .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
+                (mean, var)
+            }
+            Mode::Eval => (self.running_mean.clone(), self.running_var.clone()),
+        };
+        let inv_std = var.mapv(|v| A::one() / (v + eps).sqrt());
+        // x ← x̂ = (x − μ)/√(σ² + ε) in place, then y = γ x̂ + β into a new buffer.
+        for mut row in x.rows_mut() {
+            Zip::from(&mut row)
+                .and(&mean)
+                .and(&inv_std)
+                .for_each(|v, &mu, &s| *v = (*v - mu) * s);
+        }
+        let mut y = x.clone();
+        for mut row in y.rows_mut() {
+            Zip::from(&mut row)
+                .and(&self.gamma)
+                .and(&self.beta)
+                .for_each(|v, &g, &b| *v = g * *v + b);
+        }
+        self.cache = (mode == Mode::Train).then(|| (x, inv_std, shape.clone()));
+        y.into_shape_with_order(shape)
+            .expect("y has as many elements as x")
+    }
+
+    #[track_caller]
+    fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
+        let (x_hat, inv_std, shape) = cached(&self.cache, "BatchNorm");
+        check_dout_shape("BatchNorm", shape.slice(), dout.shape());
+        let n = x_hat.nrows();
+        let mut g = dout
+            .into_shape_with_order(x_hat.raw_dim())
+            .expect("dout has the shape of x")
+            .into_dimensionality::<Ix2>()
+            .expect("two axes");
+        self.dbeta = g.sum_axis(Axis(0));
+        self.dgamma = (&g * x_hat).sum_axis(Axis(0));
+        // g = γ ⊙ ∂L/∂y; then ∂L/∂x = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε).
+        for mut row in g.rows_mut() {
+            row *= &self.gamma;
+        }
+        let inv_n = A::one() / A::from(n).expect("a batch size fits the float type");
+        let mean_g = g.sum_axis(Axis(0)) * inv_n;
+        let mean_g_xhat = (&g * x_hat).sum_axis(Axis(0)) * inv_n;
+        for (mut g_row, x_row) in g.rows_mut().into_iter().zip(x_hat.rows()) {
+            Zip::from(&mut g_row)
+                .and(&x_row)
+                .and(&mean_g)
+                .and(&mean_g_xhat)
+                .and(inv_std)
+                .for_each(|v, &xh, &mg, &mgx, &s| *v = (*v - mg - xh * mgx) * s);
+        }
+        g.into_shape_with_order(shape.clone())
+            .expect("dx has the shape of x")
+    }
+
+    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
+        vec![
+            Param {
+                name: "gamma",
+                value: self.gamma.view_mut().into_dyn(),
+                grad: self.dgamma.view_mut().into_dyn(),
+            },
+            Param {
+                name: "beta",
+                value: self.beta.view_mut().into_dyn(),
+                grad: self.dbeta.view_mut().into_dyn(),
+            },
+        ]
+    }
+
+    fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {
+        vec![
+            Buffer {
+                name: "running_mean",
+                value: self.running_mean.view_mut().into_dyn(),
+            },
+            Buffer {
+                name: "running_var",
+                value: self.running_var.view_mut().into_dyn(),
+            },
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradient::check_layer;
+    use crate::gradient::standard_normal as test_input;
+    use ndarray::array;
+
+    #[test]
+    fn normalises_per_feature_and_tracks_running_statistics() {
+        // Feature 0: 0, 2, 4 → μ 2, σ² 8/3; feature 1: 1, 1, 1 → μ 1, σ² 0 (x̂ = 0).
+        let mut bn = BatchNorm::<f64>::new(2);
+        let y = bn.forward(
+            array![[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]].into_dyn(),
+            Mode::Train,
+        );
+        let s = (8.0f64 / 3.0 + 1e-6).sqrt();
+        for (got, want) in y.iter().zip([-2.0 / s, 0.0, 0.0, 0.0, 2.0 / s, 0.0]) {
+            assert!((got - want).abs() < 1e-12, "{y}");
+        }
+        // running ← 0.9·running + 0.1·batch
+        assert!((bn.running_mean[0] - 0.2).abs() < 1e-12);
+        assert!((bn.running_var[0] - (0.9 + 0.1 * 8.0 / 3.0)).abs() < 1e-12);
+        assert!((bn.running_var[1] - 0.9).abs() < 1e-12);
+        // Inference uses the running statistics: (x − 0.2) / √(running_var + ε) per feature 0.
+        let e = bn.forward(array![[1.2, 1.0]].into_dyn(), Mode::Eval);
+        assert!((e[[0, 0]] - 1.0 / (bn.running_var[0] + 1e-6).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut bn = BatchNorm::<f64>::new(4);
+        bn.gamma = array![1.5, -0.5, 2.0, 0.7];
+        bn.beta = array![0.1, 0.2, -0.3, 0.0];
+        check_layer(&mut bn, &test_input(&[5, 4], 11), 12).assert_below(1e-6);
+        // Image batches are normalised per C·H·W feature, as in the book.
+        let mut bn = BatchNorm::<f64>::new(2 * 3);
+        check_layer(&mut bn, &test_input(&[8, 2, 3], 13), 14).assert_below(1e-6);
+    }
+
+    #[test]
+    fn agrees_with_the_books_node_by_node_backward() {
+        // The book's `__backward` step by step, in numpy terms, for comparison.
+        let x = test_input::<f64>(&[6, 3], 21)
+            .into_dimensionality::<Ix2>()
+            .unwrap();
+        let dout = test_input::<f64>(&[6, 3], 22)
+            .into_dimensionality::<Ix2>()
+            .unwrap();
+        let gamma = array![0.5, 1.5, -1.0];
+        let mut bn = BatchNorm::<f64>::new(3);
+        bn.gamma = gamma.clone();
+        let _ = bn.forward(x.clone().into_dyn(), Mode::Train);
+        let dx = bn.backward(dout.clone().into_dyn());
+
+        let n = 6.0;
+        let mu = x.mean_axis(Axis(0)).unwrap();
+        let xc = &x - &mu;
+        let std = (&xc * &xc)
+            .mean_axis(Axis(0))
+            .unwrap()
+            .mapv(|v| (v + 1e-6).sqrt());
+        let xn = &xc / &std;
+        let dxn = &dout * &gamma;
+        let mut dxc = &dxn / &std;
+        let dstd = -(&dxn * &xc / (&std * &std)).sum_axis(Axis(0));
+        let dvar = 0.5 * &dstd / &std;
+        dxc = dxc + (2.0 / n) * &xc * &dvar;
+        let dmu = dxc.sum_axis(Axis(0));
+        let book_dx = &dxc - &(dmu / n);
+        let book_dgamma = (&xn * &dout).sum_axis(Axis(0));
+        assert!((&dx - &book_dx.into_dyn()).iter().all(|d| d.abs() < 1e-12));
+        assert!((&bn.dgamma - &book_dgamma).iter().all(|d| d.abs() < 1e-12));
+    }
+}

@@ -1,0 +1,66 @@
+//! Nesterov's accelerated gradient (§6.1.7, the book's `Nesterov`): momentum that looks ahead
+//! along its velocity, in the form that needs only the gradient at the current `W`.
+//!
+//! ```text
+//! v ← α·v − η·∂L/∂W                      v starts at 0, α = 0.9
+//! W ← W + α²·v − (1 + α)·η·∂L/∂W
+//! ```
+
+use ndarray::NdFloat;
+
+use super::{Optimizer, Slots, State, scalar};
+use crate::error::Result;
+use crate::net::NamedParam;
+
+/// Nesterov momentum `α` with learning rate `η`; state `v/<param>`.
+#[derive(Debug, Clone)]
+pub struct Nesterov<A> {
+    /// The learning rate `η`.
+    pub lr: f64,
+    /// The momentum `α`.
+    pub momentum: f64,
+    v: Slots<A>,
+}
+
+impl<A: NdFloat> Nesterov<A> {
+    /// Nesterov with learning rate `lr` and momentum `momentum` (the book: 0.01 and 0.9).
+    pub fn new(lr: f64, momentum: f64) -> Self {
+        Nesterov {
+            lr,
+            momentum,
+            v: Slots::new("v"),
+        }
+    }
+}
+
+impl<A: NdFloat> Optimizer<A> for Nesterov<A> {
+    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+        let (lr, alpha) = (scalar::<A>(self.lr), scalar::<A>(self.momentum));
+        self.v.update(params, |w, v, g| {
+            *v = alpha * *v - lr * g;
+            *w += alpha * alpha * *v - (A::one() + alpha) * lr * g;
+        });
+    }
+
+    fn state(&self) -> State {
+        self.v.state()
+    }
+
+    fn load_state(&mut self, state: State) -> Result<()> {
+        self.v.load(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::tests::step;
+
+    #[test]
+    fn first_step_by_hand() {
+        // g = [1, 0], η = 0.1, α = 0.5: v = [−0.1, 0];
+        // W = 1 + 0.25·(−0.1) − 1.5·0.1·1 = 0.825
+        let w = step(&mut Nesterov::new(0.1, 0.5), [1.0, 0.0]);
+        assert!((w[0] - 0.825).abs() < 1e-15 && w[1] == -2.0, "{w:?}");
+    }
+}
