@@ -6,6 +6,8 @@
 //! | key | value |
 //! |---|---|
 //! | `format` | `backprop` |
+//! | `model` | `mlp`, `simple-conv` or `deep-conv` |
+//! | `architecture` | for convolutional nets, their settings as JSON |
 //! | `net` | the layer sizes, e.g. `784-50-10` |
 //! | `activation` | `relu` or `sigmoid` |
 //! | `batch_norm` | `true` when hidden layers are batch-normalised (tensors `gammaK`, `betaK`, `running_meanK`, `running_varK`) |
@@ -32,7 +34,7 @@ use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{Error, Result};
-use crate::net::{Activation, Init, MultiLayerNet, NetSpec, Sequential};
+use crate::net::{Activation, Architecture, Init, MultiLayerNet, NetSpec, Sequential};
 
 /// The normalisation this crate applies to images: `x = pixel / 255`.
 pub const PIXEL_NORMALISATION: &str = "pixel/255";
@@ -62,7 +64,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
     /// The architecture.
-    pub net: MultiLayerNet,
+    pub net: Architecture,
     /// How images become inputs (`pixel/255`).
     pub normalisation: String,
     /// The image shape `(rows, cols)` the net was trained on, when known.
@@ -78,16 +80,27 @@ impl ModelInfo {
     pub(crate) fn to_metadata(&self) -> HashMap<String, String> {
         let mut meta = HashMap::new();
         meta.insert("format".into(), "backprop".into());
-        meta.insert("net".into(), self.net.sizes.to_string());
-        meta.insert("activation".into(), self.net.activation.to_string());
-        if self.net.batch_norm {
-            meta.insert("batch_norm".into(), "true".into());
-        }
-        if let Some(ratio) = self.net.dropout {
-            meta.insert("dropout".into(), ratio.to_string());
-        }
-        if self.net.weight_decay > 0.0 {
-            meta.insert("weight_decay".into(), self.net.weight_decay.to_string());
+        meta.insert("model".into(), self.net.name().into());
+        match &self.net {
+            Architecture::Mlp(net) => {
+                meta.insert("net".into(), net.sizes.to_string());
+                meta.insert("activation".into(), net.activation.to_string());
+                if net.batch_norm {
+                    meta.insert("batch_norm".into(), "true".into());
+                }
+                if let Some(ratio) = net.dropout {
+                    meta.insert("dropout".into(), ratio.to_string());
+                }
+                if net.weight_decay > 0.0 {
+                    meta.insert("weight_decay".into(), net.weight_decay.to_string());
+                }
+            }
+            conv => {
+                meta.insert(
+                    "architecture".into(),
+                    serde_json::to_string(conv).expect("an architecture serialises"),
+                );
+            }
         }
         meta.insert("normalisation".into(), self.normalisation.clone());
         if let Some((rows, cols)) = self.input_shape {
@@ -289,44 +302,12 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         what,
     };
     let meta = &file.metadata;
-    let sizes = match meta.get("net") {
-        Some(text) => text
-            .parse::<NetSpec>()
-            .map_err(|e| invalid(e.to_string()))?,
-        None => infer_spec(&file, path)?,
+    let net = match meta.get("architecture") {
+        Some(json) => serde_json::from_str::<Architecture>(json)
+            .map_err(|e| invalid(format!("metadata architecture: {e}")))?,
+        None => Architecture::Mlp(mlp_from(&file, path)?),
     };
-    let flag = |key: &str| -> Result<bool> {
-        match meta.get(key).map(String::as_str) {
-            None | Some("false") => Ok(false),
-            Some("true") => Ok(true),
-            Some(other) => Err(invalid(format!(
-                "metadata {key} is {other:?}; expected true or false"
-            ))),
-        }
-    };
-    let number = |key: &str| -> Result<Option<f64>> {
-        meta.get(key)
-            .map(|text| {
-                text.parse::<f64>()
-                    .map_err(|_| invalid(format!("metadata {key} {text:?} is not a number")))
-            })
-            .transpose()
-    };
-    let net = MultiLayerNet {
-        activation: match meta.get("activation") {
-            Some(text) => text
-                .parse::<Activation>()
-                .map_err(|e| invalid(e.to_string()))?,
-            None => Activation::Relu,
-        },
-        init: Init::Std(0.0),
-        batch_norm: flag("batch_norm")? || (!meta.contains_key("net") && has(&file, "gamma1")),
-        dropout: number("dropout")?,
-        weight_decay: number("weight_decay")?.unwrap_or(0.0),
-        sizes,
-    };
-    net.validate().map_err(|e| invalid(e.to_string()))?;
-    let outputs = net.sizes.outputs();
+    let outputs = net.outputs();
     let class_names: Vec<String> = match meta.get("classes") {
         Some(json) => {
             serde_json::from_str(json).map_err(|e| invalid(format!("metadata classes: {e}")))?
@@ -356,7 +337,10 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         input_shape,
         class_names,
     };
-    let mut net = info.net.build::<f32>(0);
+    let mut net = info
+        .net
+        .build::<f32>(0)
+        .map_err(|e| invalid(e.to_string()))?;
     let mut shapes: Vec<(String, IxDyn)> = net
         .params_mut()
         .into_iter()
@@ -387,6 +371,54 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         )));
     }
     Ok((net, info))
+}
+
+/// The fully connected net described by a file's metadata (`net`, `activation`, `batch_norm`,
+/// `dropout`, `weight_decay`), or inferred from its tensors when it has none.
+fn mlp_from(file: &TensorFile, path: &Path) -> Result<MultiLayerNet> {
+    let invalid = |what: String| Error::Model {
+        path: path.to_path_buf(),
+        what,
+    };
+    let meta = &file.metadata;
+    let sizes = match meta.get("net") {
+        Some(text) => text
+            .parse::<NetSpec>()
+            .map_err(|e| invalid(e.to_string()))?,
+        None => infer_spec(file, path)?,
+    };
+    let flag = |key: &str| -> Result<bool> {
+        match meta.get(key).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(invalid(format!(
+                "metadata {key} is {other:?}; expected true or false"
+            ))),
+        }
+    };
+    let number = |key: &str| -> Result<Option<f64>> {
+        meta.get(key)
+            .map(|text| {
+                text.parse::<f64>()
+                    .map_err(|_| invalid(format!("metadata {key} {text:?} is not a number")))
+            })
+            .transpose()
+    };
+    let net = MultiLayerNet {
+        activation: match meta.get("activation") {
+            Some(text) => text
+                .parse::<Activation>()
+                .map_err(|e| invalid(e.to_string()))?,
+            None => Activation::Relu,
+        },
+        init: Init::Std(0.0),
+        batch_norm: flag("batch_norm")? || (!meta.contains_key("net") && has(file, "gamma1")),
+        dropout: number("dropout")?,
+        weight_decay: number("weight_decay")?.unwrap_or(0.0),
+        sizes,
+    };
+    net.validate().map_err(|e| invalid(e.to_string()))?;
+    Ok(net)
 }
 
 /// Whether `file` holds a tensor `name`.

@@ -36,7 +36,11 @@
 //! | §5.7.3 gradient check | [`net::Sequential::gradient_check`] | `ch05_gradient_check`, `backprop gradcheck` |
 //! | §5.7.4 training with backprop | [`train`], [`optim`], [`data`] | `ch05_train_neuralnet`, `backprop train` |
 //! | model files, figures | [`io`], [`plot`] | `backprop eval`, `backprop predict` |
-//! | §6.2 weight scales (He, Xavier) | [`net::Init`] | `backprop bench W3` |
+//! | §6.1 optimizers (SGD … Adam, AdamW) | [`optim`] | `backprop train --optimizer`, `backprop experiment optimizer-compare` |
+//! | §6.2 initial weights (He, Xavier) | [`net::Init`], [`experiments::activation_histograms`] | `backprop experiment weight-init-compare`, `… activation-histogram` |
+//! | §6.3 batch normalisation | [`layers::BatchNorm`] | `backprop experiment batch-norm` |
+//! | §6.4 weight decay, dropout | [`net::MultiLayerNet`], [`layers::Dropout`] | `backprop experiment overfit` |
+//! | §6.5 hyper-parameter search | [`experiments::random_search`], [`data::Dataset::validation_split`] | `backprop experiment hyperparameter-search` |
 //!
 //! ## numpy line → this crate
 //!
@@ -63,7 +67,7 @@
 //! Products run on faer's GEMM ([`linalg::matmul`]), chosen by measurement on this project's
 //! shapes; transposed operands are strided views, never copies. A net's first layer skips
 //! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered, and evaluation
-//! runs in chunks of [`train::EVAL_CHUNK`] rows, so the book's run peaks near 80 MB. Products
+//! runs in chunks of [`net::Sequential::eval_rows`] rows, so the book's run peaks near 80 MB. Products
 //! above 16 M multiply-adds are split across threads in blocks fixed by the shape alone, so
 //! the same seed gives the same bits at any `--threads`. `backprop bench` and
 //! `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle measured in the same run.

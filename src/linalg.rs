@@ -39,6 +39,29 @@ pub fn threads() -> usize {
     }
 }
 
+/// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when
+/// there is one thread or one job). For work on disjoint parts of arrays, such as the images
+/// of a batch: each job writes only its own part, so the result does not depend on the split.
+pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
+    let threads = threads().min(jobs.len());
+    if threads <= 1 {
+        jobs.into_iter().for_each(f);
+        return;
+    }
+    let per_thread = jobs.len().div_ceil(threads);
+    let mut jobs = jobs.into_iter();
+    let f = &f;
+    std::thread::scope(|scope| {
+        loop {
+            let group: Vec<T> = jobs.by_ref().take(per_thread).collect();
+            if group.is_empty() {
+                break;
+            }
+            scope.spawn(move || group.into_iter().for_each(f));
+        }
+    });
+}
+
 /// Rows per block when splitting `rows` rows: depends only on the shape, never on the thread
 /// count, so results are the same whatever the thread count.
 fn block_rows(rows: usize) -> usize {

@@ -330,6 +330,144 @@ pub fn bin_counts(values: &[f64], bins: usize, range: (f64, f64)) -> Vec<usize> 
     counts
 }
 
+/// One picture of an [`image_grid`] with a caption under it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// Text under the picture (may be empty).
+    pub caption: String,
+    /// Grey levels `(rows, cols)` from 0 (white) to 1 (black), as matplotlib's `gray_r`.
+    pub pixels: ndarray::Array2<f64>,
+}
+
+impl Tile {
+    /// A tile whose values are stretched so that their minimum is white and their maximum
+    /// black, as `imshow` scales each filter in the book's `visualize_filter.py`.
+    pub fn stretched(caption: String, values: ndarray::ArrayView2<'_, f64>) -> Tile {
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        Tile {
+            caption,
+            pixels: values.mapv(|v| if v.is_finite() { (v - lo) / span } else { 0.0 }),
+        }
+    }
+}
+
+/// The first layer's weights as pictures: for a convolution `W (FN, C, FH, FW)` one tile per
+/// filter (its first channel), for an Affine layer `W (D, M)` one tile per unit, its `D`
+/// input weights laid out as the `image` `(rows, cols)` they multiply. At most `limit` tiles.
+///
+/// # Errors
+/// When `w` is neither, or an Affine layer's `D` is not `rows · cols`.
+pub fn first_layer_tiles(
+    w: ndarray::ArrayViewD<'_, f32>,
+    image: (usize, usize),
+    limit: usize,
+) -> Result<Vec<Tile>> {
+    let w = w.mapv(f64::from);
+    match *w.shape() {
+        [filters, _, _, _] => Ok((0..filters.min(limit))
+            .map(|f| {
+                let plane = w.slice(ndarray::s![f, 0, .., ..]);
+                Tile::stretched(String::new(), plane)
+            })
+            .collect()),
+        [d, units] if d == image.0 * image.1 => Ok((0..units.min(limit))
+            .map(|u| {
+                let column = w.slice(ndarray::s![.., u]);
+                let picture = column
+                    .to_shape(image)
+                    .expect("D = rows · cols")
+                    .into_owned();
+                Tile::stretched(String::new(), picture.view())
+            })
+            .collect()),
+        _ => Err(Error::Invalid(format!(
+            "the first weights have shape {:?}: neither convolution filters (FN, C, FH, FW) nor an Affine layer over {}×{} images",
+            w.shape(),
+            image.0,
+            image.1
+        ))),
+    }
+}
+
+/// Groups of pictures, each group under a heading, `columns` pictures a row, every pixel
+/// drawn as a `scale × scale` square, saved as PNG.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn image_grid(
+    path: &Path,
+    groups: &[(String, Vec<Tile>)],
+    columns: usize,
+    scale: u32,
+) -> Result<()> {
+    const PAD: u32 = 10;
+    const HEADING: u32 = 30;
+    let columns = columns.max(1);
+    let tile = |t: &Tile| {
+        (
+            t.pixels.ncols() as u32 * scale,
+            t.pixels.nrows() as u32 * scale,
+        )
+    };
+    let cell_w = groups
+        .iter()
+        .flat_map(|(_, tiles)| tiles.iter().map(|t| tile(t).0))
+        .max()
+        .unwrap_or(0)
+        .max(60);
+    let cell_h = groups
+        .iter()
+        .flat_map(|(_, tiles)| tiles.iter().map(|t| tile(t).1))
+        .max()
+        .unwrap_or(0);
+    let captioned = groups
+        .iter()
+        .flat_map(|(_, t)| t)
+        .any(|t| !t.caption.is_empty());
+    let row_h = cell_h + PAD + if captioned { 18 } else { 0 };
+    let group_h = |tiles: &[Tile]| HEADING + row_h * tiles.len().div_ceil(columns) as u32;
+    let width = PAD + columns as u32 * (cell_w + PAD);
+    let height = PAD + groups.iter().map(|(_, t)| group_h(t) + PAD).sum::<u32>();
+    render_png(path, (width, height.max(1)), |root| {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let mut top = PAD as i32;
+        for (heading, tiles) in groups {
+            root.draw(&Text::new(
+                heading.as_str(),
+                (PAD as i32, top + 4),
+                ("sans-serif", 20).into_font(),
+            ))
+            .map_err(|e| err(&e))?;
+            for (i, t) in tiles.iter().enumerate() {
+                let x0 = (PAD + (i % columns) as u32 * (cell_w + PAD)) as i32;
+                let y0 = top + (HEADING + (i / columns) as u32 * row_h) as i32;
+                let s = scale as i32;
+                for ((r, c), &v) in t.pixels.indexed_iter() {
+                    let g = (255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8;
+                    let (x, y) = (x0 + c as i32 * s, y0 + r as i32 * s);
+                    root.draw(&Rectangle::new(
+                        [(x, y), (x + s, y + s)],
+                        RGBColor(g, g, g).filled(),
+                    ))
+                    .map_err(|e| err(&e))?;
+                }
+                if !t.caption.is_empty() {
+                    root.draw(&Text::new(
+                        t.caption.as_str(),
+                        (x0, y0 + tile(t).1 as i32 + 3),
+                        ("sans-serif", 14).into_font(),
+                    ))
+                    .map_err(|e| err(&e))?;
+                }
+            }
+            top += (group_h(tiles) + PAD) as i32;
+        }
+        Ok(())
+    })
+}
+
 /// The mean of each run of `window` values, placed at the run's centre `(i − (window − 1)/2)`;
 /// runs whose sum is not finite are left out.
 pub fn moving_average(values: &[f64], window: usize) -> Vec<(f64, f64)> {

@@ -23,10 +23,6 @@ use crate::layers::Mode;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
 
-/// Rows per forward pass when evaluating a whole split: bounds memory whatever the split size
-/// (about 13 MB of buffers), while keeping each product large enough to use two threads.
-pub const EVAL_CHUNK: usize = 2_048;
-
 /// The schedule of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
@@ -102,28 +98,42 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Evaluates `net` on all of `split` in inference mode, [`EVAL_CHUNK`] rows at a time.
+/// Runs `net` in inference mode over all of `split`, [`Sequential::eval_rows`] rows at a
+/// time, handing `f` each chunk's scores `(rows, classes)` and labels: memory is bounded
+/// whatever the split size (about 13 MB of buffers for an MLP), while each product stays
+/// large enough to use two threads.
+pub fn for_each_chunk<A: NdFloat>(
+    net: &mut Sequential<A>,
+    split: &Split,
+    mut f: impl FnMut(&mut ndarray::Array2<A>, &[usize]),
+) {
+    let mut batch = Batch::<A>::default();
+    let indices: Vec<usize> = (0..split.len()).collect();
+    for chunk in indices.chunks(net.eval_rows()) {
+        batch.gather(split, chunk);
+        let mut scores = net.predict(batch.x.view().into_dyn(), Mode::Eval);
+        f(&mut scores, &batch.t);
+    }
+}
+
+/// Evaluates `net` on all of `split` (see [`for_each_chunk`]).
 pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usize) -> Evaluation {
     let mut confusion = vec![vec![0; classes]; classes];
-    let mut batch = Batch::<A>::default();
     let (mut loss_sum, mut correct) = (0.0, 0);
-    let indices: Vec<usize> = (0..split.len()).collect();
-    for chunk in indices.chunks(EVAL_CHUNK) {
-        batch.gather(split, chunk);
-        let mut y = net.predict(batch.x.view().into_dyn(), Mode::Eval);
-        for (row, &t) in y.rows().into_iter().zip(&batch.t) {
+    for_each_chunk(net, split, |y, labels| {
+        for (row, &t) in y.rows().into_iter().zip(labels) {
             let predicted = argmax(row.iter().copied());
             confusion[t][predicted.min(classes - 1)] += 1;
             correct += usize::from(predicted == t);
         }
-        softmax_in_place(&mut y);
-        // A copy of ≤ EVAL_CHUNK indices; the loss layer keeps its own copy too.
-        let targets = Targets::Indices(batch.t.clone());
+        softmax_in_place(y);
+        // A copy of one chunk's labels; the loss layer keeps its own copy too.
+        let targets = Targets::Indices(labels.to_vec());
         let mean = cross_entropy_error(y.view(), &targets)
             .to_f64()
             .unwrap_or(f64::NAN);
-        loss_sum += mean * chunk.len() as f64;
-    }
+        loss_sum += mean * labels.len() as f64;
+    });
     let n = split.len();
     Evaluation {
         accuracy: if n == 0 {
@@ -135,6 +145,15 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
         n,
         confusion,
     }
+}
+
+/// The predicted class of every example of `split`, in order.
+pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<usize> {
+    let mut out = Vec::with_capacity(split.len());
+    for_each_chunk(net, split, |y, _| {
+        out.extend(y.rows().into_iter().map(|row| argmax(row.iter().copied())));
+    });
+    out
 }
 
 /// A training run in progress: net, optimizer, data, schedule and position.

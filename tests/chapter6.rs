@@ -7,7 +7,7 @@ use std::path::Path;
 
 use backprop::data::{Dataset, Sampling};
 use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile};
-use backprop::net::{Init, MultiLayerNet};
+use backprop::net::{Architecture, Init, MultiLayerNet};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{TrainConfig, Trainer};
 use common::{backprop, stderr, stdout};
@@ -30,7 +30,7 @@ fn net() -> MultiLayerNet {
 
 fn info(data: &Dataset) -> ModelInfo {
     ModelInfo {
-        net: net(),
+        net: Architecture::Mlp(net()),
         normalisation: PIXEL_NORMALISATION.into(),
         input_shape: Some((28, 28)),
         class_names: data.class_names.clone(),

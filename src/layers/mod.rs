@@ -15,24 +15,33 @@
 //! | `SoftmaxWithLoss` (§5.6.3) | [`SoftmaxWithLoss`] |
 //! | `BatchNormalization` (§6.3) | [`BatchNorm`] |
 //! | `Dropout` (§6.4.3) | [`Dropout`] |
+//! | `Convolution` (§7.4.3) | [`Convolution`] |
+//! | `Pooling` (§7.4.4) | [`Pooling`] |
+//! | `im2col`, `col2im` (§7.4.3) | [`im2col`], [`col2im`] |
 
 mod affine;
 mod batch_norm;
+mod convolution;
 mod dropout;
+mod im2col;
 mod naive;
+mod pooling;
 mod relu;
 mod sigmoid;
 mod softmax_with_loss;
 
 pub use affine::Affine;
 pub use batch_norm::BatchNorm;
+pub use convolution::Convolution;
 pub use dropout::Dropout;
+pub use im2col::{ImageShape, Window, col2im, im2col};
 pub use naive::{AddLayer, MulLayer};
+pub use pooling::Pooling;
 pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
 
-use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, NdFloat};
+use ndarray::{ArrayD, ArrayViewMutD, NdFloat};
 use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass is for training or for inference (the book's `train_flg`).
@@ -114,7 +123,7 @@ pub trait Layer<A: NdFloat>: Send {
     /// For piecewise-linear layers (ReLU, later max-pooling), which branch each unit took in
     /// the last forward pass, as one `bool` per unit. Gradient checks compare it before and
     /// after a perturbation: a unit that switched branch makes the numerical gradient wrong.
-    fn branches(&self) -> Option<ArrayViewD<'_, bool>> {
+    fn branches(&self) -> Option<ArrayD<bool>> {
         None
     }
 }

@@ -13,7 +13,7 @@
 //! assert_eq!(dx, array![[5.0, 0.0], [0.0, 5.0]].into_dyn());
 //! ```
 
-use ndarray::{ArrayD, ArrayViewD, NdFloat, Zip};
+use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
 
@@ -65,8 +65,8 @@ impl<A: NdFloat> Layer<A> for Relu {
         dout
     }
 
-    fn branches(&self) -> Option<ArrayViewD<'_, bool>> {
-        self.active.as_ref().map(|a| a.view())
+    fn branches(&self) -> Option<ArrayD<bool>> {
+        self.active.clone()
     }
 }
 

@@ -6,13 +6,18 @@
 //! | `self.layers = OrderedDict()` … `self.lastLayer` | [`Sequential`] |
 //! | `net.gradient(x, t)`, `net.numerical_gradient(x, t)` | [`Sequential::gradient`], [`Sequential::numerical_gradient`] |
 //! | `MultiLayerNet`, `MultiLayerNetExtend` (§6) | [`MultiLayerNet`] |
+//! | `SimpleConvNet` (§7.5), `DeepConvNet` (§8.1) | [`SimpleConvNet`], [`DeepConvNet`] |
 
+mod architecture;
+mod conv;
 mod init;
 mod multi_layer;
 mod sequential;
 mod spec;
 mod two_layer;
 
+pub use architecture::Architecture;
+pub use conv::{DeepConvNet, SimpleConvNet};
 pub use init::Init;
 pub use multi_layer::{Activation, MultiLayerNet};
 pub use sequential::{NamedParam, Sequential};

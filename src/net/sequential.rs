@@ -35,6 +35,9 @@ pub struct Sequential<A: NdFloat> {
     last_layer: SoftmaxWithLoss<A>,
     /// The L2 weight decay `λ`.
     weight_decay: f64,
+    /// The shape `(C, H, W)` one example has on entry, for nets that take images; flat
+    /// batches `(N, C·H·W)` are reshaped to `(N, C, H, W)`.
+    input_shape: Option<Vec<usize>>,
 }
 
 impl<A: NdFloat> Default for Sequential<A> {
@@ -58,6 +61,24 @@ impl<A: NdFloat> Sequential<A> {
             layers: Vec::new(),
             last_layer: SoftmaxWithLoss::new(),
             weight_decay: 0.0,
+            input_shape: None,
+        }
+    }
+
+    /// Makes the net take examples of `shape` (such as `(C, H, W)` for a convolutional net):
+    /// flat batches `(N, C·H·W)` are reshaped to `(N, C, H, W)` on entry.
+    pub fn set_input_shape(&mut self, shape: &[usize]) -> &mut Self {
+        self.input_shape = Some(shape.to_vec());
+        self
+    }
+
+    /// Rows per forward pass when evaluating many examples: 2,048 for dense nets, 256 for
+    /// nets that take images, whose per-example activations (im2col rows) are larger.
+    pub fn eval_rows(&self) -> usize {
+        if self.input_shape.is_some() {
+            256
+        } else {
+            2_048
         }
     }
 
@@ -99,16 +120,18 @@ impl<A: NdFloat> Sequential<A> {
             .collect()
     }
 
-    /// `(inputs, outputs)`: the rows of the first weight matrix `W` and the columns of the
-    /// last; `None` when no layer has weights.
+    /// `(inputs, outputs)`: the size of one example (the input shape's, or the rows of the
+    /// first weight matrix `W`) and the columns of the last `W`; `None` when no layer has
+    /// weights.
     pub fn io_widths(&mut self) -> Option<(usize, usize)> {
+        let declared: Option<usize> = self.input_shape.as_ref().map(|s| s.iter().product());
         let shapes: Vec<Vec<usize>> = self
             .params_mut()
             .into_iter()
             .filter(|p| p.param.name == "W")
             .map(|p| p.param.value.shape().to_vec())
             .collect();
-        let inputs = *shapes.first()?.first()?;
+        let inputs = declared.or_else(|| shapes.first()?.first().copied())?;
         let outputs = *shapes.last()?.last()?;
         Some((inputs, outputs))
     }
@@ -120,6 +143,15 @@ impl<A: NdFloat> Sequential<A> {
     #[track_caller]
     pub fn predict(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Array2<A> {
         let mut h = x.to_owned();
+        if let Some(shape) = &self.input_shape {
+            if h.ndim() == 2 && h.shape()[1] == shape.iter().product::<usize>() {
+                let mut full = vec![h.shape()[0]];
+                full.extend(shape);
+                h = h
+                    .into_shape_with_order(full)
+                    .expect("a fresh copy is in standard layout");
+            }
+        }
         for (_, layer, _) in &mut self.layers {
             h = layer.forward(h, mode);
         }
@@ -304,7 +336,7 @@ impl<A: NdFloat> Sequential<A> {
         let baseline: Vec<Option<ArrayD<bool>>> = self
             .layers
             .iter()
-            .map(|(_, layer, _)| layer.branches().map(|b| b.to_owned()))
+            .map(|(_, layer, _)| layer.branches())
             .collect();
         let mut switched: Vec<Option<ArrayD<bool>>> = baseline
             .iter()

@@ -10,7 +10,7 @@ use backprop::data::Known;
 /// Flags of `backprop bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// W1 (the book's run with evaluations), W2 (its training steps) or W3 (784-1000-1000-10).
+    /// W1 (the book's run with evaluations), W2 (its training steps), W3 (784-1000-1000-10) or W4 (SimpleConvNet).
     workload: Workload,
     /// Repetitions, with seeds 0, 1, 2, …
     #[arg(long, default_value_t = 3, value_parser = super::at_least_one)]

@@ -1,10 +1,12 @@
 //! `backprop eval`: accuracy, mean loss and confusion matrix of a saved model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use backprop::Error;
-use backprop::data::Known;
+use backprop::data::{Dataset, Known};
+use backprop::io::ModelInfo;
+use backprop::net::Sequential;
 use backprop::train::evaluate;
 
 /// Flags of `backprop eval`.
@@ -28,17 +30,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> super::Outcome {
-    let (mut net, info) = backprop::io::load_model(&args.model)?;
-    let known = match (args.dataset, &args.data_dir, info.dataset.as_deref()) {
-        (Some(k), _, _) => Some(k),
-        (None, None, Some(name)) => name.parse().ok(),
-        _ => None,
-    };
-    let data = backprop::data::load(known, args.data_dir.as_deref())?;
-    backprop::train::check_fits(&mut net, &data).map_err(|e| Error::Model {
-        path: args.model.clone(),
-        what: e.to_string(),
-    })?;
+    let (mut net, _, data) = model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
     let (split, split_name) = if args.train_split {
         (&data.train, "train")
     } else {
@@ -85,4 +77,25 @@ pub fn run(args: &Args) -> super::Outcome {
         println!("{name:>label_width$}{cells}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A model file, and the data set to run it on: `dataset` or `data_dir` when given, else the
+/// one the model was trained on, else MNIST; checked to fit each other.
+pub fn model_and_data(
+    model: &Path,
+    dataset: Option<Known>,
+    data_dir: Option<&Path>,
+) -> Result<(Sequential<f32>, ModelInfo, Dataset), Error> {
+    let (mut net, info) = backprop::io::load_model(model)?;
+    let known = match (dataset, data_dir, info.dataset.as_deref()) {
+        (Some(k), _, _) => Some(k),
+        (None, None, Some(name)) => name.parse().ok(),
+        _ => None,
+    };
+    let data = backprop::data::load(known, data_dir)?;
+    backprop::train::check_fits(&mut net, &data).map_err(|e| Error::Model {
+        path: model.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    Ok((net, info, data))
 }

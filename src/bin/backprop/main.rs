@@ -8,6 +8,7 @@ mod experiment;
 mod gradcheck;
 mod predict;
 mod train;
+mod visualize;
 
 use std::process::ExitCode;
 
@@ -36,9 +37,13 @@ enum Command {
     Predict(predict::Args),
     /// List, verify and download data sets.
     Data(data::Args),
+    /// Save a net's first-layer filters as an image grid, before and after training (§7.6.1).
+    VisualizeFilters(visualize::FilterArgs),
+    /// Save a grid of the first misclassified test images with true and predicted labels (§8.1.1).
+    Misclassified(visualize::MisclassifiedArgs),
     /// Chapter 6's experiments: optimizers, initial weights, batch norm, overfitting, search.
     Experiment(experiment::Args),
-    /// Time the peers' benchmark workloads (W1–W3), as `../shared/peers` defines them.
+    /// Time the peers' benchmark workloads (W1–W4), as `../shared/peers` defines them.
     Bench(bench::Args),
 }
 
@@ -73,6 +78,8 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Experiment(args) => experiment::run(&args),
+        Command::VisualizeFilters(args) => visualize::filters(&args),
+        Command::Misclassified(args) => visualize::misclassified(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

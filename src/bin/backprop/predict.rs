@@ -34,15 +34,15 @@ pub fn run(args: &Args) -> super::Outcome {
         });
     }
     let (rows, cols) = info.input_shape.unwrap_or_else(|| {
-        let side = (info.net.sizes.inputs() as f64).sqrt().round() as usize;
+        let side = (info.net.inputs() as f64).sqrt().round() as usize;
         (side, side)
     });
-    if rows * cols != info.net.sizes.inputs() {
+    if rows * cols != info.net.inputs() {
         return Err(Error::Model {
             path: args.model.clone(),
             what: format!(
                 "the net takes {} inputs, which is not an image of {rows}×{cols}",
-                info.net.sizes.inputs()
+                info.net.inputs()
             ),
         });
     }

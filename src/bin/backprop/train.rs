@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use backprop::Error;
 use backprop::data::{Dataset, Known, Sampling};
 use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile, save_model, write_atomically};
-use backprop::net::{Activation, Init, MultiLayerNet, NetSpec};
+use backprop::net::{
+    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, NetSpec, SimpleConvNet,
+};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, Record, TrainConfig, Trainer};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,7 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// The settings of a run that a checkpoint must remember to continue it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct RunSettings {
-    net: MultiLayerNet,
+    net: Architecture,
     optimizer: OptimizerSpec,
     dataset: Option<String>,
     data_dir: Option<PathBuf>,
@@ -27,30 +29,30 @@ struct RunSettings {
 /// batch 100 sampled with replacement, 10,000 iterations, an evaluation every epoch.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The net: layer sizes from input to output, e.g. 784-100-100-10.
-    #[arg(long, default_value = "784-50-10")]
-    net: NetSpec,
-    /// Hidden activation: relu or sigmoid.
-    #[arg(long, default_value = "relu")]
-    activation: Activation,
+    /// The kind of net: mlp (fully connected, --net), or the book's simple-conv (§7.5) or
+    /// deep-conv (§8.1).
+    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    model: ModelArg,
+    /// The fully connected net's layer sizes from input to output [default: 784-50-10].
+    #[arg(long)]
+    net: Option<NetSpec>,
+    /// Hidden activation of the fully connected net: relu or sigmoid [default: relu].
+    #[arg(long)]
+    activation: Option<Activation>,
     /// Initial weights: a standard deviation (W = std·randn), he (√(2/n), for ReLU) or
-    /// xavier (√(1/n), for sigmoid).
-    #[arg(
-        long,
-        alias = "weight-init-std",
-        default_value = "0.01",
-        allow_negative_numbers = true
-    )]
-    init: Init,
+    /// xavier (√(1/n), for sigmoid) [default: 0.01; deep-conv: he].
+    #[arg(long, alias = "weight-init-std", allow_negative_numbers = true)]
+    init: Option<Init>,
     /// Batch normalisation after every hidden Affine layer.
     #[arg(long)]
     batch_norm: bool,
     /// Dropout with this ratio after every hidden activation (e.g. 0.2).
     #[arg(long, value_parser = super::ratio, allow_negative_numbers = true)]
     dropout: Option<f64>,
-    /// Update rule: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.
-    #[arg(long, default_value = "sgd")]
-    optimizer: OptimizerKind,
+    /// Update rule: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw [default: sgd;
+    /// for the convolutional nets adam, as the book trains them].
+    #[arg(long)]
+    optimizer: Option<OptimizerKind>,
     /// Learning rate (default: 0.1 for sgd as in chapter 5; the book's 0.01, or 0.001 for
     /// adam and adamw, otherwise).
     #[arg(long, value_parser = super::positive_f64, allow_negative_numbers = true)]
@@ -105,7 +107,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["net", "activation", "init", "batch_norm", "dropout", "optimizer", "lr",
+        conflicts_with_all = ["model", "net", "activation", "init", "batch_norm", "dropout", "optimizer", "lr",
                               "momentum", "decay_rate", "beta1", "beta2", "weight_decay", "batch",
                               "iters", "epochs", "eval_every", "sampling", "seed", "dataset",
                               "data_dir", "out"]
@@ -120,6 +122,13 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ModelArg {
+    Mlp,
+    SimpleConv,
+    DeepConv,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,7 +153,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let mut trainer = match checkpoint {
         Some((file, path)) => Trainer::resume(file, &path, optimizer, data)?,
         None => {
-            let net = settings.net.build::<f32>(args.seed);
+            let net = settings.net.build::<f32>(args.seed)?;
             Trainer::new(net, optimizer, data, config_from(args, data))?
         }
     };
@@ -240,7 +249,13 @@ pub fn run(args: &Args) -> super::Outcome {
 type Input = (RunSettings, PathBuf, Dataset, Option<(TensorFile, PathBuf)>);
 
 fn fresh_input(args: &Args) -> Result<Input, Error> {
-    let kind = args.optimizer;
+    let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
+    let conv = args.model != ModelArg::Mlp;
+    let kind = args.optimizer.unwrap_or(if conv {
+        OptimizerKind::Adam
+    } else {
+        OptimizerKind::Sgd
+    });
     let lr = args.lr.unwrap_or(match kind {
         OptimizerKind::Sgd => 0.1,
         other => other.default_lr(),
@@ -253,20 +268,53 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         beta2: args.beta2,
         ..OptimizerSpec::new(kind).with_lr(lr)
     };
-    if let (true, Some(lambda)) = (adamw, args.weight_decay) {
-        optimizer.weight_decay = lambda;
-    }
-    let net = MultiLayerNet {
-        sizes: args.net.clone(),
-        activation: args.activation,
-        init: args.init,
-        batch_norm: args.batch_norm,
-        dropout: args.dropout,
-        weight_decay: if adamw {
+    let weight_decay = match (adamw, args.weight_decay) {
+        (true, Some(lambda)) => {
+            optimizer.weight_decay = lambda;
             0.0
-        } else {
-            args.weight_decay.unwrap_or(0.0)
-        },
+        }
+        (_, lambda) => lambda.unwrap_or(0.0),
+    };
+    if conv {
+        let mlp_only = [
+            ("--net", args.net.is_some()),
+            ("--activation", args.activation.is_some()),
+            ("--batch-norm", args.batch_norm),
+            ("--dropout", args.dropout.is_some()),
+            ("--weight-decay", weight_decay > 0.0),
+        ];
+        if let Some((flag, _)) = mlp_only.iter().find(|(_, given)| *given) {
+            return Err(Error::Invalid(format!(
+                "{flag} applies to --model mlp only; the convolutional nets have the book's fixed layers (with adamw, --weight-decay is its decoupled decay)"
+            )));
+        }
+    }
+    let input = (1, data.train.rows, data.train.cols);
+    let classes = data.classes();
+    let net = match args.model {
+        ModelArg::Mlp => Architecture::Mlp(MultiLayerNet {
+            sizes: args
+                .net
+                .clone()
+                .unwrap_or_else(|| NetSpec::new(vec![784, 50, 10]).expect("a valid spec")),
+            activation: args.activation.unwrap_or(Activation::Relu),
+            init: args.init.unwrap_or(Init::Std(0.01)),
+            batch_norm: args.batch_norm,
+            dropout: args.dropout,
+            weight_decay,
+        }),
+        ModelArg::SimpleConv => Architecture::SimpleConv(SimpleConvNet {
+            init: args.init.unwrap_or(Init::Std(0.01)),
+            ..SimpleConvNet::new(input, classes)
+        }),
+        ModelArg::DeepConv => {
+            if args.init.is_some() {
+                return Err(Error::Invalid(
+                    "--init does not apply to --model deep-conv, which uses He initialisation as in the book".into(),
+                ));
+            }
+            Architecture::DeepConv(DeepConvNet::new(input, classes))
+        }
     };
     let settings = RunSettings {
         net,
@@ -274,7 +322,6 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
     };
-    let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
     let out = match &args.out {
         Some(out) => out.clone(),
         None => default_out_dir(),

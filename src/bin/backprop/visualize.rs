@@ -1,0 +1,137 @@
+//! `backprop visualize-filters` and `backprop misclassified`: seeing what a net learned
+//! (§7.6.1, §8.1.1).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use backprop::Error;
+use backprop::data::Known;
+use backprop::plot::{Tile, first_layer_tiles, image_grid};
+
+/// Flags of `backprop visualize-filters`.
+#[derive(Debug, clap::Args)]
+pub struct FilterArgs {
+    /// A model file written by `backprop train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// The PNG to write (default: filters.png next to the model).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of the untrained net drawn for comparison.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// At most this many filters (units for fully connected nets).
+    #[arg(long, default_value_t = 100, value_parser = super::at_least_one)]
+    count: usize,
+}
+
+/// Flags of `backprop misclassified`.
+#[derive(Debug, clap::Args)]
+pub struct MisclassifiedArgs {
+    /// A model file written by `backprop train`.
+    #[arg(long)]
+    model: PathBuf,
+    /// How many misclassified test images to show.
+    #[arg(long, default_value_t = 20, value_parser = super::at_least_one)]
+    count: usize,
+    /// The PNG to write (default: misclassified.png next to the model).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Data set (default: the one the model was trained on, else mnist).
+    #[arg(long)]
+    dataset: Option<Known>,
+    /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// `dir/name` next to `model`, unless `out` is given.
+fn output(out: &Option<PathBuf>, model: &Path, name: &str) -> PathBuf {
+    out.clone().unwrap_or_else(|| {
+        model
+            .parent()
+            .map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+    })
+}
+
+pub fn filters(args: &FilterArgs) -> super::Outcome {
+    let (mut trained, info) = backprop::io::load_model(&args.model)?;
+    let image = info.input_shape.unwrap_or((28, 28));
+    let mut untrained = info.net.build::<f32>(args.seed)?;
+    let tiles = |net: &mut backprop::net::Sequential<f32>| -> Result<Vec<Tile>, Error> {
+        let params = net.params_mut();
+        let w1 = params
+            .first()
+            .ok_or_else(|| Error::Invalid("the model has no parameters".into()))?;
+        first_layer_tiles(w1.param.value.view(), image, args.count)
+    };
+    let groups = vec![
+        (
+            format!("before training (random, seed {})", args.seed),
+            tiles(&mut untrained)?,
+        ),
+        (
+            format!("after training ({})", args.model.display()),
+            tiles(&mut trained)?,
+        ),
+    ];
+    let columns = groups[0].1.len().min(10);
+    let side = groups[0].1.first().map_or(1, |t| t.pixels.nrows().max(1));
+    let path = output(&args.out, &args.model, "filters.png");
+    image_grid(&path, &groups, columns, (60 / side as u32).clamp(2, 12))?;
+    println!(
+        "{} first-layer filters of {} ({})",
+        groups[1].1.len(),
+        args.model.display(),
+        info.net.layout()
+    );
+    eprintln!("saved {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
+    let (mut net, _, data) =
+        super::eval::model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
+    let predicted = backprop::train::predictions(&mut net, &data.test);
+    let wrong: Vec<(usize, usize, usize)> = predicted
+        .iter()
+        .zip(&data.test.labels)
+        .enumerate()
+        .filter(|(_, (p, t))| **p != usize::from(**t))
+        .map(|(i, (&p, &t))| (i, usize::from(t), p))
+        .collect();
+    println!(
+        "{} of {} {} test images misclassified; the first {}:",
+        wrong.len(),
+        data.test.len(),
+        data.name,
+        wrong.len().min(args.count)
+    );
+    let name = |c: usize| data.class_names.get(c).map_or("?", String::as_str);
+    let tiles: Vec<Tile> = wrong
+        .iter()
+        .take(args.count)
+        .map(|&(i, t, p)| {
+            println!("  image {i:>5}: true {}, predicted {}", name(t), name(p));
+            let pixels = data
+                .test
+                .images
+                .row(i)
+                .mapv(|v| f64::from(v) / 255.0)
+                .into_shape_with_order((data.test.rows, data.test.cols))
+                .expect("rows · cols pixels");
+            Tile {
+                caption: format!("t:{} p:{}", name(t), name(p)),
+                pixels,
+            }
+        })
+        .collect();
+    let path = output(&args.out, &args.model, "misclassified.png");
+    let heading = format!(
+        "misclassified test images (t: true, p: predicted), {}",
+        args.model.display()
+    );
+    image_grid(&path, &[(heading, tiles)], 5, 3)?;
+    eprintln!("saved {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,330 @@
+//! Convolution layer (§7.2, §7.4.3), computed as one matrix product over `im2col` rows.
+//!
+//! ```text
+//! x (N, C, H, W),  W (FN, C, FH, FW),  b (FN,),  stride S,  padding P
+//! y[n, f, oy, ox] = b[f] + Σ_{c,ky,kx} W[f, c, ky, kx] · x[n, c, oy·S + ky − P, ox·S + kx − P]
+//! y (N, FN, OH, OW),  OH = ⌊(H + 2P − FH)/S⌋ + 1
+//!
+//! as products, with col = im2col(x) (N·OH·OW, C·FH·FW) and Wc = W reshaped (FN, C·FH·FW):
+//! per image n, with colₙ its OH·OW rows and Yₙ = y[n] as (FN, OH·OW):
+//! forward   Yₙ = Wc · colₙᵀ + b
+//! backward  ∂L/∂b  = Σₙ Σ_pixels ∂L/∂Yₙ
+//!           ∂L/∂Wc = Σₙ ∂L/∂Yₙ · colₙ                        → (FN, C, FH, FW)
+//!           ∂L/∂xₙ = col2im(∂L/∂Yₙᵀ · Wc)                   overlapping windows add up
+//! ```
+//!
+//! Working image by image gives the output directly in the `(N, FN, OH, OW)` layout, with no
+//! transposed copy, and lets the images of a batch go to different threads (im2col, product
+//! and col2im of one image stay on one core, in its cache). Caches `col` and the input shape.
+//! The products run on [`crate::linalg::matmul`].
+//!
+//! ```
+//! use backprop::layers::{Convolution, Layer, Mode};
+//! use ndarray::{Array1, Array4};
+//! // One 2×2 filter of ones on a 3×3 image 1…9: each output is the sum of a 2×2 window.
+//! let mut conv = Convolution::new(Array4::ones((1, 1, 2, 2)), Array1::zeros(1), 1, 0);
+//! let x = Array4::from_shape_vec((1, 1, 3, 3), (1..=9).map(f64::from).collect()).unwrap();
+//! let y = conv.forward(x.into_dyn(), Mode::Eval);
+//! assert_eq!(y.into_raw_vec_and_offset().0, [12.0, 16.0, 24.0, 28.0]);
+//! ```
+
+use ndarray::{Array1, Array2, Array3, Array4, ArrayD, Axis, Ix4, NdFloat};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
+use super::{Layer, Mode, Param, cached, check_dout_shape};
+use crate::linalg::{matmul, parallel_each};
+
+/// A 2-D convolution with `FN` filters of `C × FH × FW`.
+#[derive(Debug, Clone)]
+pub struct Convolution<A> {
+    /// Filters `W`, shape `(FN, C, FH, FW)`.
+    w: Array4<A>,
+    /// Bias `b`, shape `(FN,)`.
+    b: Array1<A>,
+    /// `∂L/∂W`, shape `(FN, C, FH, FW)`.
+    dw: Array4<A>,
+    /// `∂L/∂b`, shape `(FN,)`.
+    db: Array1<A>,
+    stride: usize,
+    pad: usize,
+    /// `col (N·OH·OW, C·FH·FW)` and the input shape `(N, C, H, W)` of the last forward pass.
+    cache: Option<(Array2<A>, ImageShape)>,
+}
+
+impl<A: NdFloat> Convolution<A> {
+    /// A layer with filters `w (FN, C, FH, FW)`, bias `b (FN,)`, `stride` and zero padding `pad`.
+    ///
+    /// # Panics
+    /// When `b` does not have one entry per filter or the stride is 0.
+    #[track_caller]
+    pub fn new(w: Array4<A>, b: Array1<A>, stride: usize, pad: usize) -> Self {
+        assert!(
+            w.len_of(Axis(0)) == b.len() && stride > 0,
+            "Convolution::new: W has shape {:?}, b has shape {:?}, stride {stride}",
+            w.shape(),
+            b.shape()
+        );
+        Convolution {
+            dw: Array4::zeros(w.raw_dim()),
+            db: Array1::zeros(b.raw_dim()),
+            w,
+            b,
+            stride,
+            pad,
+            cache: None,
+        }
+    }
+
+    /// `W = std · randn(FN, C, FH, FW)`, `b = 0`, as the book's `weight_init_std * np.random.randn`.
+    pub fn randn(
+        shape: (usize, usize, usize, usize),
+        (stride, pad): (usize, usize),
+        std: f64,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let w = Array4::from_shape_simple_fn(shape, || {
+            let z: f64 = StandardNormal.sample(rng);
+            A::from(std * z).expect("a normal sample fits the float type")
+        });
+        Self::new(w, Array1::zeros(shape.0), stride, pad)
+    }
+
+    /// The filters `W (FN, C, FH, FW)`.
+    pub fn filters(&self) -> &Array4<A> {
+        &self.w
+    }
+
+    fn window(&self) -> Window {
+        Window {
+            height: self.w.len_of(Axis(2)),
+            width: self.w.len_of(Axis(3)),
+            stride: self.stride,
+            pad: self.pad,
+        }
+    }
+
+    /// `W` as the matrix `Wc (FN, C·FH·FW)`, a view.
+    fn w_col(&self) -> ndarray::ArrayView2<'_, A> {
+        let fn_ = self.w.len_of(Axis(0));
+        self.w
+            .view()
+            .into_shape_with_order((fn_, self.w.len() / fn_.max(1)))
+            .expect("W is in standard layout")
+    }
+}
+
+impl<A: NdFloat> Layer<A> for Convolution<A> {
+    fn kind(&self) -> &'static str {
+        "Conv"
+    }
+
+    #[track_caller]
+    fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
+        let (fn_, c) = (self.w.len_of(Axis(0)), self.w.len_of(Axis(1)));
+        let shape = x.shape().to_vec();
+        let x = match x.into_dimensionality::<Ix4>() {
+            Ok(x) if x.len_of(Axis(1)) == c => x,
+            _ => panic!(
+                "Convolution::forward: input of shape {shape:?} is not (N, {c}, H, W) for W of shape {:?}",
+                self.w.shape()
+            ),
+        };
+        let (n, _, h, w) = x.dim();
+        let window = self.window();
+        let (oh, ow) = window.output_size_or_panic("Convolution::forward", (h, w));
+        let p = oh * ow;
+        let x = x.as_standard_layout();
+        let mut col = Array2::zeros((n * p, c * window.height * window.width));
+        let mut y = Array3::zeros((n, fn_, p));
+        let (w_col, b) = (self.w_col(), &self.b);
+        let jobs: Vec<_> = col
+            .axis_chunks_iter_mut(Axis(0), p)
+            .zip(y.outer_iter_mut())
+            .zip(x.outer_iter())
+            .collect();
+        // Image by image: its im2col rows, then Yₙ = b + Wc · colₙᵀ, (FN, OH·OW).
+        parallel_each(jobs, |((mut rows, mut y_n), image)| {
+            let image = image.to_slice().expect("standard layout");
+            let rows_slice = rows.as_slice_mut().expect("rows of a fresh array");
+            im2col_image(image, (c, h, w), window, rows_slice);
+            for (mut row, &bias) in y_n.rows_mut().into_iter().zip(b) {
+                row.fill(bias);
+            }
+            matmul(w_col, rows.t(), y_n, true);
+        });
+        self.cache = Some((col, (n, c, h, w)));
+        y.into_shape_with_order((n, fn_, oh, ow))
+            .expect("(N, FN, OH·OW) splits into (N, FN, OH, OW)")
+            .into_dyn()
+    }
+
+    #[track_caller]
+    fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
+        let dout = self.param_grads(dout);
+        let (col, (n, c, h, w)) = cached(&self.cache, "Convolution");
+        let (c, h, w) = (*c, *h, *w);
+        let window = self.window();
+        let p = dout.len_of(Axis(2));
+        let w_col = self.w_col();
+        let mut dx = Array4::zeros((*n, c, h, w));
+        let jobs: Vec<_> = dx.outer_iter_mut().zip(dout.outer_iter()).collect();
+        // ∂L/∂colₙ = ∂L/∂Yₙᵀ · Wc, folded back onto the image's pixels.
+        parallel_each(jobs, |(mut dx_n, dout_n)| {
+            let mut dcol = Array2::zeros((p, col.ncols()));
+            matmul(dout_n.t(), w_col, dcol.view_mut(), false);
+            let dx_n = dx_n.as_slice_mut().expect("an image of a fresh array");
+            col2im_image(dcol.as_slice().expect("fresh"), (c, h, w), window, dx_n);
+        });
+        dx.into_dyn()
+    }
+
+    #[track_caller]
+    fn backward_params_only(&mut self, dout: ArrayD<A>) {
+        let _ = self.param_grads(dout);
+    }
+
+    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
+        vec![
+            Param {
+                name: "W",
+                value: self.w.view_mut().into_dyn(),
+                grad: self.dw.view_mut().into_dyn(),
+            },
+            Param {
+                name: "b",
+                value: self.b.view_mut().into_dyn(),
+                grad: self.db.view_mut().into_dyn(),
+            },
+        ]
+    }
+}
+
+/// Images per partial sum of `∂L/∂W`: fixed, so the order of the additions, and with it every
+/// bit of the result, does not depend on the thread count.
+const IMAGES_PER_PARTIAL: usize = 8;
+
+impl<A: NdFloat> Convolution<A> {
+    /// `∂L/∂W` and `∂L/∂b` into the gradient buffers; returns `∂L/∂Y` as `(N, FN, OH·OW)`.
+    #[track_caller]
+    fn param_grads(&mut self, dout: ArrayD<A>) -> Array3<A> {
+        let (col, (n, _, h, w)) = cached(&self.cache, "Convolution");
+        let fn_ = self.w.len_of(Axis(0));
+        let (oh, ow) = self.window().output_size_or_panic("Convolution", (*h, *w));
+        check_dout_shape("Convolution", &[*n, fn_, oh, ow], dout.shape());
+        let p = oh * ow;
+        let dout = if dout.is_standard_layout() {
+            dout
+        } else {
+            dout.as_standard_layout().into_owned()
+        }
+        .into_shape_with_order((*n, fn_, p))
+        .expect("standard layout");
+        self.db = dout.sum_axis(Axis(2)).sum_axis(Axis(0));
+        // ∂L/∂Wc = Σₙ ∂L/∂Yₙ · colₙ, summed in fixed groups of images, then the groups in order.
+        let k = col.ncols();
+        let mut partials: Vec<Array2<A>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
+            .map(|_| Array2::zeros((fn_, k)))
+            .collect();
+        let jobs: Vec<_> = partials
+            .iter_mut()
+            .zip(dout.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL))
+            .zip(col.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL * p))
+            .collect();
+        parallel_each(jobs, |((partial, dout_group), col_group)| {
+            for (i, (dout_n, col_n)) in dout_group
+                .outer_iter()
+                .zip(col_group.axis_chunks_iter(Axis(0), p))
+                .enumerate()
+            {
+                matmul(dout_n, col_n, partial.view_mut(), i > 0);
+            }
+        });
+        let mut dw_col = self
+            .dw
+            .view_mut()
+            .into_shape_with_order((fn_, k))
+            .expect("dW is in standard layout");
+        dw_col.fill(A::zero());
+        for partial in &partials {
+            dw_col += partial;
+        }
+        dout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradient::check_layer;
+    use crate::gradient::standard_normal as test_input;
+    use rand::SeedableRng;
+
+    /// The definition, one output at a time, with padding by bounds checks.
+    fn direct(
+        x: &Array4<f64>,
+        w: &Array4<f64>,
+        b: &Array1<f64>,
+        stride: usize,
+        pad: usize,
+    ) -> Array4<f64> {
+        let (n, c, h, wd) = x.dim();
+        let (fn_, _, fh, fw) = w.dim();
+        let (oh, ow) = (
+            (h + 2 * pad - fh) / stride + 1,
+            (wd + 2 * pad - fw) / stride + 1,
+        );
+        Array4::from_shape_fn((n, fn_, oh, ow), |(i, f, oy, ox)| {
+            let mut sum = b[f];
+            for ch in 0..c {
+                for ky in 0..fh {
+                    for kx in 0..fw {
+                        let (y, xx) = (
+                            (oy * stride + ky) as isize - pad as isize,
+                            (ox * stride + kx) as isize - pad as isize,
+                        );
+                        if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < wd {
+                            sum += w[[f, ch, ky, kx]] * x[[i, ch, y as usize, xx as usize]];
+                        }
+                    }
+                }
+            }
+            sum
+        })
+    }
+
+    #[test]
+    fn forward_matches_the_nested_loop_definition() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for (stride, pad) in [(1, 0), (1, 1), (2, 1), (2, 2)] {
+            let mut conv = Convolution::<f64>::randn((4, 3, 3, 3), (stride, pad), 1.0, &mut rng);
+            conv.b = test_input(&[4], 2).into_dimensionality().unwrap();
+            let x: Array4<f64> = test_input(&[2, 3, 7, 6], 3).into_dimensionality().unwrap();
+            let y = conv.forward(x.clone().into_dyn(), Mode::Train);
+            let want = direct(&x, &conv.w, &conv.b, stride, pad);
+            assert_eq!(y.shape(), want.shape());
+            assert!(
+                (&y - &want.into_dyn()).iter().all(|d| d.abs() < 1e-12),
+                "stride {stride} pad {pad}"
+            );
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for (stride, pad) in [(1, 0), (2, 1)] {
+            let mut conv = Convolution::<f64>::randn((3, 2, 3, 3), (stride, pad), 1.0, &mut rng);
+            conv.b = test_input(&[3], 6).into_dimensionality().unwrap();
+            check_layer(&mut conv, &test_input(&[2, 2, 5, 5], 7), 8).assert_below(1e-6);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "is not (N, 3, H, W) for W of shape [4, 3, 3, 3]")]
+    fn a_wrong_channel_count_names_both_shapes() {
+        let mut conv = Convolution::<f64>::new(Array4::zeros((4, 3, 3, 3)), Array1::zeros(4), 1, 0);
+        let _ = conv.forward(ArrayD::zeros(vec![2, 1, 5, 5]), Mode::Train);
+    }
+}

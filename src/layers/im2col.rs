@@ -1,0 +1,357 @@
+//! `im2col` and `col2im` (§7.4.3): convolution and pooling as matrix products.
+//!
+//! `im2col` unfolds every filter-sized window of a batch of images into one row, so that a
+//! convolution becomes one product with the filters laid out as columns:
+//!
+//! ```text
+//! x (N, C, H, W),  window FH×FW,  stride S,  padding P
+//! OH = ⌊(H + 2P − FH)/S⌋ + 1,  OW = ⌊(W + 2P − FW)/S⌋ + 1
+//! col[(n·OH + oy)·OW + ox,  (c·FH + ky)·FW + kx] = x[n, c, oy·S + ky − P, ox·S + kx − P]
+//!                                                   (0 where that falls in the padding)
+//! col (N·OH·OW, C·FH·FW)
+//! ```
+//!
+//! `col2im` is its adjoint, used in backward passes: each entry of `col` is added back to the
+//! pixel it came from, so pixels shared by overlapping windows **accumulate** their gradients
+//! (the book's `img[…] += col[…]`), and padding entries are dropped.
+//!
+//! Both work image by image ([`im2col_image`], [`col2im_image`]), the images of a batch split
+//! among threads; each image's output is written by one thread in a fixed order, so results
+//! do not depend on the thread count. Within a window row, the pixels inside the image are one
+//! contiguous run, copied (or added) as a slice.
+
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
+
+use crate::linalg::parallel_each;
+
+/// The shape `(N, C, H, W)` of a batch of images.
+pub type ImageShape = (usize, usize, usize, usize);
+
+/// A window's geometry: its size, stride and padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    /// Window height `FH`.
+    pub height: usize,
+    /// Window width `FW`.
+    pub width: usize,
+    /// Stride `S`.
+    pub stride: usize,
+    /// Zero padding `P` on every side.
+    pub pad: usize,
+}
+
+impl Window {
+    /// The output size `(OH, OW)` for an input `(H, W)`: `⌊(H + 2P − FH)/S⌋ + 1` as the
+    /// book's `1 + (H + 2*pad - filter_h) // stride`, or `None` when the window is larger than
+    /// the padded image or the stride is 0.
+    pub fn output_size(&self, (h, w): (usize, usize)) -> Option<(usize, usize)> {
+        let along = |size: usize, window: usize| {
+            let span = (size + 2 * self.pad).checked_sub(window)?;
+            (self.stride > 0).then(|| span / self.stride + 1)
+        };
+        Some((along(h, self.height)?, along(w, self.width)?))
+    }
+
+    /// `(OH, OW)` for `(h, w)`.
+    ///
+    /// # Panics
+    /// Naming `layer` and the shapes when the window does not fit.
+    #[track_caller]
+    pub(crate) fn output_size_or_panic(
+        &self,
+        layer: &str,
+        (h, w): (usize, usize),
+    ) -> (usize, usize) {
+        self.output_size((h, w)).unwrap_or_else(|| {
+            panic!(
+                "{layer}: a {}×{} window with stride {} and padding {} does not fit a {h}×{w} image",
+                self.height, self.width, self.stride, self.pad
+            )
+        })
+    }
+
+    /// For output column `ox` (or row), the window offsets `k` whose pixel `ox·S + k − P` lies
+    /// inside a side of `size` pixels, as a range, with the pixel of its first offset.
+    pub(crate) fn inside(
+        &self,
+        o: usize,
+        window: usize,
+        size: usize,
+    ) -> (std::ops::Range<usize>, usize) {
+        let start = o * self.stride;
+        let first = self.pad.saturating_sub(start).min(window);
+        let last = (size + self.pad)
+            .saturating_sub(start)
+            .min(window)
+            .max(first);
+        (first..last, (start + first).saturating_sub(self.pad))
+    }
+}
+
+/// Unfolds `x (N, C, H, W)` into `col (N·OH·OW, C·FH·FW)`.
+///
+/// # Panics
+/// When the window does not fit the images.
+#[track_caller]
+pub fn im2col<A: NdFloat>(x: ArrayView4<'_, A>, window: Window) -> Array2<A> {
+    let (n, c, h, w) = x.dim();
+    let (oh, ow) = window.output_size_or_panic("im2col", (h, w));
+    let mut col = Array2::zeros((n * oh * ow, c * window.height * window.width));
+    let x = x.as_standard_layout();
+    let jobs: Vec<_> = col
+        .axis_chunks_iter_mut(Axis(0), oh * ow)
+        .zip(x.outer_iter())
+        .collect();
+    parallel_each(jobs, |(mut rows, image)| {
+        let rows = rows.as_slice_mut().expect("rows of a fresh array");
+        let image = image.to_slice().expect("standard layout");
+        im2col_image(image, (c, h, w), window, rows);
+    });
+    col
+}
+
+/// One image `x (C, H, W)`, as a slice, unfolded into its `OH·OW` rows of `col`, which must be
+/// zero where windows overlap the padding (as a fresh buffer is).
+///
+/// # Panics
+/// When the slices do not have the sizes the shapes give.
+pub fn im2col_image<A: NdFloat>(
+    x: &[A],
+    (c, h, w): (usize, usize, usize),
+    window: Window,
+    col: &mut [A],
+) {
+    let (oh, ow) = window.output_size_or_panic("im2col", (h, w));
+    let (fh, fw) = (window.height, window.width);
+    let k = c * fh * fw;
+    assert!(
+        x.len() == c * h * w && col.len() == oh * ow * k,
+        "im2col_image: sizes"
+    );
+    for oy in 0..oh {
+        let (ky_range, y0) = window.inside(oy, fh, h);
+        for ox in 0..ow {
+            let (kx_range, x0) = window.inside(ox, fw, w);
+            let run = kx_range.len();
+            if run == 0 {
+                continue;
+            }
+            let row = &mut col[(oy * ow + ox) * k..][..k];
+            for ch in 0..c {
+                for (dy, ky) in ky_range.clone().enumerate() {
+                    let src = &x[(ch * h + y0 + dy) * w + x0..][..run];
+                    let dst = (ch * fh + ky) * fw + kx_range.start;
+                    copy_run(&mut row[dst..dst + run], src);
+                }
+            }
+        }
+    }
+}
+
+/// `dst ← src` for the short runs of a window row: the common widths as fixed-size copies,
+/// which compile to a few moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_run<A: Copy>(dst: &mut [A], src: &[A]) {
+    match src.len() {
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        5 => dst[..5].copy_from_slice(&src[..5]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Folds `col (N·OH·OW, C·FH·FW)` back into images of `shape (N, C, H, W)`, adding entries
+/// that come from the same pixel.
+///
+/// # Panics
+/// When `col` does not have the shape `im2col` gives for `shape` and `window`.
+#[track_caller]
+pub fn col2im<A: NdFloat>(col: ArrayView2<'_, A>, shape: ImageShape, window: Window) -> Array4<A> {
+    let (n, c, h, w) = shape;
+    let (oh, ow) = window.output_size_or_panic("col2im", (h, w));
+    assert_eq!(
+        col.dim(),
+        (n * oh * ow, c * window.height * window.width),
+        "col2im: col has shape {:?}, not the im2col shape for images {shape:?}",
+        col.shape()
+    );
+    let col = col.as_standard_layout();
+    let mut img = Array4::zeros(shape);
+    let jobs: Vec<_> = img
+        .outer_iter_mut()
+        .zip(col.axis_chunks_iter(Axis(0), oh * ow))
+        .collect();
+    parallel_each(jobs, |(mut image, rows)| {
+        let image = image.as_slice_mut().expect("an image of a fresh array");
+        let rows = rows.to_slice().expect("standard layout");
+        col2im_image(rows, (c, h, w), window, image);
+    });
+    img
+}
+
+/// Adds one image's `OH·OW` rows of `col` into `x (C, H, W)`, as a slice.
+///
+/// # Panics
+/// When the slices do not have the sizes the shapes give.
+pub fn col2im_image<A: NdFloat>(
+    col: &[A],
+    (c, h, w): (usize, usize, usize),
+    window: Window,
+    x: &mut [A],
+) {
+    let (oh, ow) = window.output_size_or_panic("col2im", (h, w));
+    let (fh, fw) = (window.height, window.width);
+    let k = c * fh * fw;
+    assert!(
+        x.len() == c * h * w && col.len() == oh * ow * k,
+        "col2im_image: sizes"
+    );
+    for oy in 0..oh {
+        let (ky_range, y0) = window.inside(oy, fh, h);
+        for ox in 0..ow {
+            let (kx_range, x0) = window.inside(ox, fw, w);
+            let run = kx_range.len();
+            if run == 0 {
+                continue;
+            }
+            let row = &col[(oy * ow + ox) * k..][..k];
+            for ch in 0..c {
+                for (dy, ky) in ky_range.clone().enumerate() {
+                    let dst = &mut x[(ch * h + y0 + dy) * w + x0..][..run];
+                    let src = (ch * fh + ky) * fw + kx_range.start;
+                    for (d, &s) in dst.iter_mut().zip(&row[src..src + run]) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array;
+
+    /// The definition, element by element.
+    fn naive(x: &Array4<f64>, window: Window) -> Array2<f64> {
+        let (n, c, h, w) = x.dim();
+        let (oh, ow) = window.output_size((h, w)).unwrap();
+        let (fh, fw, s, p) = (window.height, window.width, window.stride, window.pad);
+        Array2::from_shape_fn((n * oh * ow, c * fh * fw), |(r, k)| {
+            let (i, oy, ox) = (r / (oh * ow), r / ow % oh, r % ow);
+            let (ch, ky, kx) = (k / (fh * fw), k / fw % fh, k % fw);
+            let (y, xx) = (
+                (oy * s + ky) as isize - p as isize,
+                (ox * s + kx) as isize - p as isize,
+            );
+            if y < 0 || xx < 0 || y as usize >= h || xx as usize >= w {
+                0.0
+            } else {
+                x[[i, ch, y as usize, xx as usize]]
+            }
+        })
+    }
+
+    #[test]
+    fn the_books_shapes() {
+        // §7.4.3: x1 (1, 3, 7, 7) with 5×5 windows → (9, 75); x2 (10, 3, 7, 7) → (90, 75).
+        let window = Window {
+            height: 5,
+            width: 5,
+            stride: 1,
+            pad: 0,
+        };
+        let x1 = Array4::<f64>::zeros((1, 3, 7, 7));
+        assert_eq!(im2col(x1.view(), window).dim(), (9, 75));
+        let x2 = Array4::<f64>::zeros((10, 3, 7, 7));
+        assert_eq!(im2col(x2.view(), window).dim(), (90, 75));
+    }
+
+    #[test]
+    fn unfolds_windows_with_padding_by_hand() {
+        // x = [[1 2], [3 4]], 2×2 windows, stride 1, padding 1 → 3×3 windows;
+        // the top-left window sees [0 0; 0 1], the centre one the whole image.
+        let x = Array::from_shape_vec((1, 1, 2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let window = Window {
+            height: 2,
+            width: 2,
+            stride: 1,
+            pad: 1,
+        };
+        let col = im2col(x.view(), window);
+        assert_eq!(col.dim(), (9, 4));
+        assert_eq!(col.row(0).to_vec(), [0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(col.row(4).to_vec(), [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(col.row(8).to_vec(), [4.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn agrees_with_the_definition_for_every_geometry() {
+        let x: Array4<f64> = crate::gradient::standard_normal(&[2, 3, 7, 6], 1)
+            .into_dimensionality()
+            .unwrap();
+        for (size, stride, pad) in [
+            (1, 1, 0),
+            (3, 1, 1),
+            (3, 2, 1),
+            (2, 2, 0),
+            (3, 3, 2),
+            (5, 1, 2),
+            (4, 3, 3),
+        ] {
+            let window = Window {
+                height: size,
+                width: size,
+                stride,
+                pad,
+            };
+            assert_eq!(im2col(x.view(), window), naive(&x, window), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_and_accumulates_overlaps() {
+        // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for any x and c: col2im adds, never overwrites.
+        for (size, stride, pad) in [(3, 1, 1), (3, 2, 2), (2, 2, 0)] {
+            let window = Window {
+                height: size,
+                width: size,
+                stride,
+                pad,
+            };
+            let x: Array4<f64> = crate::gradient::standard_normal(&[2, 2, 5, 5], 1)
+                .into_dimensionality()
+                .unwrap();
+            let col = im2col(x.view(), window);
+            let c: Array2<f64> = crate::gradient::standard_normal(col.shape(), 2)
+                .into_dimensionality()
+                .unwrap();
+            let lhs = (&col * &c).sum();
+            let rhs = (&x * &col2im(c.view(), (2, 2, 5, 5), window)).sum();
+            assert!((lhs - rhs).abs() < 1e-12, "{window:?}: {lhs} vs {rhs}");
+        }
+        // A pixel in the middle of a 4×4 image is in all nine 3×3 windows around it.
+        let window = Window {
+            height: 3,
+            width: 3,
+            stride: 1,
+            pad: 1,
+        };
+        let ones = Array2::<f64>::ones((2 * 16, 2 * 9));
+        assert_eq!(col2im(ones.view(), (2, 2, 4, 4), window)[[0, 0, 1, 1]], 9.0);
+    }
+
+    #[test]
+    fn output_sizes_floor_like_the_book() {
+        let window = Window {
+            height: 3,
+            width: 3,
+            stride: 2,
+            pad: 0,
+        };
+        assert_eq!(window.output_size((7, 7)), Some((3, 3)));
+        assert_eq!(window.output_size((6, 6)), Some((2, 2)));
+        assert_eq!(window.output_size((2, 2)), None);
+    }
+}
