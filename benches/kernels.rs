@@ -1,6 +1,8 @@
 //! Criterion benches of the hot kernels: matrix products, the affine layer's
-//! forward and backward, softmax-with-loss, and batch gathering. Shapes are those of the
-//! benchmark workloads (W1/W2: batch 100, 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10).
+//! forward and backward, softmax-with-loss, batch gathering, im2col, and the convolution and
+//! pooling layers. Shapes are those of the benchmark workloads (W1/W2: batch 100,
+//! 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10; W4: SimpleConvNet, batch 100) and of
+//! DeepConvNet's widest convolution.
 //!
 //! `cargo bench --bench kernels`
 
@@ -8,7 +10,9 @@ use std::time::Duration;
 
 use backprop::data::{Batch, Known, Sampler, Sampling};
 use backprop::functions::Targets;
-use backprop::layers::{Affine, Layer, Mode, SoftmaxWithLoss};
+use backprop::layers::{
+    Affine, Convolution, Layer, Mode, Pooling, SoftmaxWithLoss, Window, im2col,
+};
 use backprop::linalg::matmul;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
@@ -94,6 +98,56 @@ fn loss_and_gather(c: &mut Criterion) {
     });
 }
 
+fn convolution(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let x = mnist_batch(100)
+        .x
+        .into_shape_with_order((100, 1, 28, 28))
+        .unwrap();
+    let window = Window {
+        height: 5,
+        width: 5,
+        stride: 1,
+        pad: 0,
+    };
+    group.bench_function("im2col 100x1x28x28, 5x5", |b| {
+        b.iter(|| im2col(x.view(), window))
+    });
+    // W4's layers: Conv 30×5×5 → Pool 2×2 on a batch of 100 digits.
+    let mut conv = Convolution::<f32>::randn((30, 1, 5, 5), (1, 0), 0.01, &mut rng);
+    let dout = backprop::gradient::standard_normal::<f32>(&[100, 30, 24, 24], 1);
+    group.bench_function("W4 conv 30x5x5 forward+backward, batch 100", |b| {
+        b.iter(|| {
+            let _ = conv.forward(x.clone().into_dyn(), Mode::Train);
+            conv.backward(dout.clone())
+        })
+    });
+    let mut pool = Pooling::new(2, 2, 2, 0);
+    let maps = backprop::gradient::standard_normal::<f32>(&[100, 30, 24, 24], 2);
+    let dpool = backprop::gradient::standard_normal::<f32>(&[100, 30, 12, 12], 3);
+    group.bench_function("W4 pool 2x2 forward+backward, batch 100", |b| {
+        b.iter(|| {
+            let _ = pool.forward(maps.clone(), Mode::Train);
+            pool.backward(dpool.clone())
+        })
+    });
+    // DeepConvNet's costliest layer: 32 → 32 channels, 3×3, pad 2, on 14×14 maps.
+    let mut deep = Convolution::<f32>::randn((32, 32, 3, 3), (1, 2), 0.08, &mut rng);
+    let x = backprop::gradient::standard_normal::<f32>(&[100, 32, 14, 14], 4);
+    let dout = backprop::gradient::standard_normal::<f32>(&[100, 32, 16, 16], 5);
+    group.bench_function(
+        "DeepConvNet conv4 32x32x3x3 forward+backward, batch 100",
+        |b| {
+            b.iter(|| {
+                let _ = deep.forward(x.clone(), Mode::Train);
+                deep.backward(dout.clone())
+            })
+        },
+    );
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -101,5 +155,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather }
+criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather, convolution }
 criterion_main!(benches);

@@ -41,6 +41,9 @@
 //! | §6.3 batch normalisation | [`layers::BatchNorm`] | `backprop experiment batch-norm` |
 //! | §6.4 weight decay, dropout | [`net::MultiLayerNet`], [`layers::Dropout`] | `backprop experiment overfit` |
 //! | §6.5 hyper-parameter search | [`experiments::random_search`], [`data::Dataset::validation_split`] | `backprop experiment hyperparameter-search` |
+//! | §7.2–7.4 convolution, pooling, im2col | [`layers::Convolution`], [`layers::Pooling`], [`layers::im2col`] | |
+//! | §7.5 `SimpleConvNet`, §8.1 `DeepConvNet` | [`net::SimpleConvNet`], [`net::DeepConvNet`] | `backprop train --model simple-conv\|deep-conv` |
+//! | §7.6, §8.1 what the nets learned | [`plot::first_layer_tiles`], [`train::predictions`] | `backprop visualize-filters`, `backprop misclassified` |
 //!
 //! ## numpy line → this crate
 //!

@@ -15,7 +15,9 @@
 //!
 //! Working image by image gives the output directly in the `(N, FN, OH, OW)` layout, with no
 //! transposed copy, and lets the images of a batch go to different threads (im2col, product
-//! and col2im of one image stay on one core, in its cache). Caches `col` and the input shape.
+//! and col2im of one image stay on one core, in its cache). Each image's `col` is kept
+//! transposed, `colₙᵀ (C·FH·FW, OH·OW)` (see [`im2col_image`](super::im2col_image())), so that
+//! all three products take plain row-major operands. Caches the `colᵀ` and the input shape.
 //! The products run on [`crate::linalg::matmul`].
 //!
 //! ```
@@ -49,8 +51,9 @@ pub struct Convolution<A> {
     db: Array1<A>,
     stride: usize,
     pad: usize,
-    /// `col (N·OH·OW, C·FH·FW)` and the input shape `(N, C, H, W)` of the last forward pass.
-    cache: Option<(Array2<A>, ImageShape)>,
+    /// Every image's `colᵀ (C·FH·FW, OH·OW)`, as `(N, C·FH·FW, OH·OW)`, and the input shape
+    /// `(N, C, H, W)` of the last forward pass. Reused by the next pass of the same shape.
+    cache: Option<(Array3<A>, ImageShape)>,
 }
 
 impl<A: NdFloat> Convolution<A> {
@@ -136,23 +139,29 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let (oh, ow) = window.output_size_or_panic("Convolution::forward", (h, w));
         let p = oh * ow;
         let x = x.as_standard_layout();
-        let mut col = Array2::zeros((n * p, c * window.height * window.width));
+        let k = c * window.height * window.width;
+        // The buffer of the last pass when the shapes are the same: the entries in the
+        // padding, never written, are still 0.
+        let mut col = match self.cache.take() {
+            Some((col, shape)) if shape == (n, c, h, w) => col,
+            _ => Array3::zeros((n, k, p)),
+        };
         let mut y = Array3::zeros((n, fn_, p));
         let (w_col, b) = (self.w_col(), &self.b);
         let jobs: Vec<_> = col
-            .axis_chunks_iter_mut(Axis(0), p)
+            .outer_iter_mut()
             .zip(y.outer_iter_mut())
             .zip(x.outer_iter())
             .collect();
-        // Image by image: its im2col rows, then Yₙ = b + Wc · colₙᵀ, (FN, OH·OW).
-        parallel_each(jobs, |((mut rows, mut y_n), image)| {
+        // Image by image: its colᵀ, then Yₙ = b + Wc · colₙᵀ, (FN, OH·OW).
+        parallel_each(jobs, |((mut col_t, mut y_n), image)| {
             let image = image.to_slice().expect("standard layout");
-            let rows_slice = rows.as_slice_mut().expect("rows of a fresh array");
-            im2col_image(image, (c, h, w), window, rows_slice);
+            let col_slice = col_t.as_slice_mut().expect("standard layout");
+            im2col_image(image, (c, h, w), window, col_slice);
             for (mut row, &bias) in y_n.rows_mut().into_iter().zip(b) {
                 row.fill(bias);
             }
-            matmul(w_col, rows.t(), y_n, true);
+            matmul(w_col, col_t.view(), y_n, true);
         });
         self.cache = Some((col, (n, c, h, w)));
         y.into_shape_with_order((n, fn_, oh, ow))
@@ -166,16 +175,23 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let (col, (n, c, h, w)) = cached(&self.cache, "Convolution");
         let (c, h, w) = (*c, *h, *w);
         let window = self.window();
-        let p = dout.len_of(Axis(2));
+        let (n, p) = (*n, dout.len_of(Axis(2)));
         let w_col = self.w_col();
-        let mut dx = Array4::zeros((*n, c, h, w));
-        let jobs: Vec<_> = dx.outer_iter_mut().zip(dout.outer_iter()).collect();
-        // ∂L/∂colₙ = ∂L/∂Yₙᵀ · Wc, folded back onto the image's pixels.
-        parallel_each(jobs, |(mut dx_n, dout_n)| {
-            let mut dcol = Array2::zeros((p, col.ncols()));
-            matmul(dout_n.t(), w_col, dcol.view_mut(), false);
-            let dx_n = dx_n.as_slice_mut().expect("an image of a fresh array");
-            col2im_image(dcol.as_slice().expect("fresh"), (c, h, w), window, dx_n);
+        let mut dx = Array4::zeros((n, c, h, w));
+        // One group of images per thread, sharing one ∂L/∂colᵀ buffer.
+        let group = n.div_ceil(crate::linalg::threads()).max(1);
+        let jobs: Vec<_> = dx
+            .axis_chunks_iter_mut(Axis(0), group)
+            .zip(dout.axis_chunks_iter(Axis(0), group))
+            .collect();
+        // ∂L/∂colₙᵀ = Wcᵀ · ∂L/∂Yₙ, folded back onto the image's pixels.
+        parallel_each(jobs, |(mut dx_group, dout_group)| {
+            let mut dcol_t = Array2::zeros((col.len_of(Axis(1)), p));
+            for (mut dx_n, dout_n) in dx_group.outer_iter_mut().zip(dout_group.outer_iter()) {
+                matmul(w_col.t(), dout_n, dcol_t.view_mut(), false);
+                let dx_n = dx_n.as_slice_mut().expect("an image of a fresh array");
+                col2im_image(dcol_t.as_slice().expect("fresh"), (c, h, w), window, dx_n);
+            }
         });
         dx.into_dyn()
     }
@@ -223,22 +239,22 @@ impl<A: NdFloat> Convolution<A> {
         .expect("standard layout");
         self.db = dout.sum_axis(Axis(2)).sum_axis(Axis(0));
         // ∂L/∂Wc = Σₙ ∂L/∂Yₙ · colₙ, summed in fixed groups of images, then the groups in order.
-        let k = col.ncols();
+        let k = col.len_of(Axis(1));
         let mut partials: Vec<Array2<A>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
             .map(|_| Array2::zeros((fn_, k)))
             .collect();
         let jobs: Vec<_> = partials
             .iter_mut()
             .zip(dout.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL))
-            .zip(col.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL * p))
+            .zip(col.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL))
             .collect();
         parallel_each(jobs, |((partial, dout_group), col_group)| {
-            for (i, (dout_n, col_n)) in dout_group
+            for (i, (dout_n, col_t)) in dout_group
                 .outer_iter()
-                .zip(col_group.axis_chunks_iter(Axis(0), p))
+                .zip(col_group.outer_iter())
                 .enumerate()
             {
-                matmul(dout_n, col_n, partial.view_mut(), i > 0);
+                matmul(dout_n, col_t.t(), partial.view_mut(), i > 0);
             }
         });
         let mut dw_col = self

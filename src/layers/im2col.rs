@@ -17,8 +17,9 @@
 //!
 //! Both work image by image ([`im2col_image`], [`col2im_image`]), the images of a batch split
 //! among threads; each image's output is written by one thread in a fixed order, so results
-//! do not depend on the thread count. Within a window row, the pixels inside the image are one
-//! contiguous run, copied (or added) as a slice.
+//! do not depend on the thread count. Per image they use the transposed layout
+//! `colᵀ (C·FH·FW, OH·OW)`, in which a window element's values over an output row are read from
+//! one image row: with stride 1, one contiguous copy of up to OW values.
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
 
@@ -96,22 +97,32 @@ impl Window {
 pub fn im2col<A: NdFloat>(x: ArrayView4<'_, A>, window: Window) -> Array2<A> {
     let (n, c, h, w) = x.dim();
     let (oh, ow) = window.output_size_or_panic("im2col", (h, w));
-    let mut col = Array2::zeros((n * oh * ow, c * window.height * window.width));
+    let k = c * window.height * window.width;
+    let mut col = Array2::zeros((n * oh * ow, k));
     let x = x.as_standard_layout();
     let jobs: Vec<_> = col
         .axis_chunks_iter_mut(Axis(0), oh * ow)
         .zip(x.outer_iter())
         .collect();
     parallel_each(jobs, |(mut rows, image)| {
-        let rows = rows.as_slice_mut().expect("rows of a fresh array");
+        let mut col_t = Array2::zeros((k, oh * ow));
         let image = image.to_slice().expect("standard layout");
-        im2col_image(image, (c, h, w), window, rows);
+        im2col_image(
+            image,
+            (c, h, w),
+            window,
+            col_t.as_slice_mut().expect("fresh"),
+        );
+        rows.assign(&col_t.t());
     });
     col
 }
 
-/// One image `x (C, H, W)`, as a slice, unfolded into its `OH·OW` rows of `col`, which must be
-/// zero where windows overlap the padding (as a fresh buffer is).
+/// One image `x (C, H, W)`, as a slice, unfolded into `colᵀ (C·FH·FW, OH·OW)`: one row per
+/// window element, one column per window (the transpose of its rows of [`im2col`], the
+/// layout in which every copy is a run along an image row). Entries in the padding are not
+/// written: `col_t` must be zero there, as a fresh buffer, or one filled before for the same
+/// shapes, is.
 ///
 /// # Panics
 /// When the slices do not have the sizes the shapes give.
@@ -119,45 +130,23 @@ pub fn im2col_image<A: NdFloat>(
     x: &[A],
     (c, h, w): (usize, usize, usize),
     window: Window,
-    col: &mut [A],
+    col_t: &mut [A],
 ) {
     let (oh, ow) = window.output_size_or_panic("im2col", (h, w));
-    let (fh, fw) = (window.height, window.width);
-    let k = c * fh * fw;
     assert!(
-        x.len() == c * h * w && col.len() == oh * ow * k,
+        x.len() == c * h * w && col_t.len() == c * window.height * window.width * oh * ow,
         "im2col_image: sizes"
     );
-    for oy in 0..oh {
-        let (ky_range, y0) = window.inside(oy, fh, h);
-        for ox in 0..ow {
-            let (kx_range, x0) = window.inside(ox, fw, w);
-            let run = kx_range.len();
-            if run == 0 {
-                continue;
-            }
-            let row = &mut col[(oy * ow + ox) * k..][..k];
-            for ch in 0..c {
-                for (dy, ky) in ky_range.clone().enumerate() {
-                    let src = &x[(ch * h + y0 + dy) * w + x0..][..run];
-                    let dst = (ch * fh + ky) * fw + kx_range.start;
-                    copy_run(&mut row[dst..dst + run], src);
-                }
+    for_each_run(window, (c, h, w), (oh, ow), |pixel, entry, run| {
+        let (src, dst) = (&x[pixel..], &mut col_t[entry..entry + run]);
+        if window.stride == 1 {
+            dst.copy_from_slice(&src[..run]);
+        } else {
+            for (d, &v) in dst.iter_mut().zip(src.iter().step_by(window.stride)) {
+                *d = v;
             }
         }
-    }
-}
-
-/// `dst ← src` for the short runs of a window row: the common widths as fixed-size copies,
-/// which compile to a few moves instead of a call to `memcpy`.
-#[inline(always)]
-fn copy_run<A: Copy>(dst: &mut [A], src: &[A]) {
-    match src.len() {
-        2 => dst[..2].copy_from_slice(&src[..2]),
-        3 => dst[..3].copy_from_slice(&src[..3]),
-        5 => dst[..5].copy_from_slice(&src[..5]),
-        _ => dst.copy_from_slice(src),
-    }
+    });
 }
 
 /// Folds `col (N·OH·OW, C·FH·FW)` back into images of `shape (N, C, H, W)`, adding entries
@@ -175,7 +164,6 @@ pub fn col2im<A: NdFloat>(col: ArrayView2<'_, A>, shape: ImageShape, window: Win
         "col2im: col has shape {:?}, not the im2col shape for images {shape:?}",
         col.shape()
     );
-    let col = col.as_standard_layout();
     let mut img = Array4::zeros(shape);
     let jobs: Vec<_> = img
         .outer_iter_mut()
@@ -183,45 +171,73 @@ pub fn col2im<A: NdFloat>(col: ArrayView2<'_, A>, shape: ImageShape, window: Win
         .collect();
     parallel_each(jobs, |(mut image, rows)| {
         let image = image.as_slice_mut().expect("an image of a fresh array");
-        let rows = rows.to_slice().expect("standard layout");
-        col2im_image(rows, (c, h, w), window, image);
+        let col_t = rows.t().as_standard_layout().into_owned();
+        col2im_image(col_t.as_slice().expect("fresh"), (c, h, w), window, image);
     });
     img
 }
 
-/// Adds one image's `OH·OW` rows of `col` into `x (C, H, W)`, as a slice.
+/// Adds one image's `colᵀ (C·FH·FW, OH·OW)` (the layout of [`im2col_image`]) into
+/// `x (C, H, W)`, as a slice.
 ///
 /// # Panics
 /// When the slices do not have the sizes the shapes give.
 pub fn col2im_image<A: NdFloat>(
-    col: &[A],
+    col_t: &[A],
     (c, h, w): (usize, usize, usize),
     window: Window,
     x: &mut [A],
 ) {
     let (oh, ow) = window.output_size_or_panic("col2im", (h, w));
-    let (fh, fw) = (window.height, window.width);
-    let k = c * fh * fw;
     assert!(
-        x.len() == c * h * w && col.len() == oh * ow * k,
+        x.len() == c * h * w && col_t.len() == c * window.height * window.width * oh * ow,
         "col2im_image: sizes"
     );
-    for oy in 0..oh {
-        let (ky_range, y0) = window.inside(oy, fh, h);
-        for ox in 0..ow {
-            let (kx_range, x0) = window.inside(ox, fw, w);
-            let run = kx_range.len();
-            if run == 0 {
-                continue;
+    for_each_run(window, (c, h, w), (oh, ow), |pixel, entry, run| {
+        let (dst, src) = (&mut x[pixel..], &col_t[entry..entry + run]);
+        if window.stride == 1 {
+            for (d, &v) in dst[..run].iter_mut().zip(src) {
+                *d += v;
             }
-            let row = &col[(oy * ow + ox) * k..][..k];
-            for ch in 0..c {
-                for (dy, ky) in ky_range.clone().enumerate() {
-                    let dst = &mut x[(ch * h + y0 + dy) * w + x0..][..run];
-                    let src = (ch * fh + ky) * fw + kx_range.start;
-                    for (d, &s) in dst.iter_mut().zip(&row[src..src + run]) {
-                        *d += s;
-                    }
+        } else {
+            for (d, &v) in dst.iter_mut().step_by(window.stride).zip(src) {
+                *d += v;
+            }
+        }
+    });
+}
+
+/// Calls `f(pixel, entry, run)` for every run of windows that read along one image row: for
+/// window element `(ch, ky, kx)` and output row `oy`, the outputs `ox` whose pixel lies
+/// inside the image read `x[pixel + i·S]` into `colᵀ[entry + i]`, for `i < run`.
+fn for_each_run(
+    window: Window,
+    (c, h, w): (usize, usize, usize),
+    (oh, ow): (usize, usize),
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let Window {
+        height: fh,
+        width: fw,
+        stride,
+        pad,
+    } = window;
+    for ch in 0..c {
+        for ky in 0..fh {
+            for kx in 0..fw {
+                let entry = ((ch * fh + ky) * fw + kx) * oh * ow;
+                // The outputs ox with 0 ≤ ox·S + kx − P < W.
+                let first = pad.saturating_sub(kx).div_ceil(stride);
+                let end = (w + pad).saturating_sub(kx).div_ceil(stride).min(ow);
+                if first >= end {
+                    continue;
+                }
+                for oy in 0..oh {
+                    let Some(y) = (oy * stride + ky).checked_sub(pad).filter(|&y| y < h) else {
+                        continue;
+                    };
+                    let pixel = (ch * h + y) * w + first * stride + kx - pad;
+                    f(pixel, entry + oy * ow + first, end - first);
                 }
             }
         }

@@ -34,7 +34,7 @@ pub use affine::Affine;
 pub use batch_norm::BatchNorm;
 pub use convolution::Convolution;
 pub use dropout::Dropout;
-pub use im2col::{ImageShape, Window, col2im, im2col};
+pub use im2col::{ImageShape, Window, col2im, col2im_image, im2col, im2col_image};
 pub use naive::{AddLayer, MulLayer};
 pub use pooling::Pooling;
 pub use relu::Relu;
