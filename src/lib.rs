@@ -87,6 +87,9 @@
 //! claiming billions of items costs nothing; downloads are verified against pinned SHA-256
 //! values before they are renamed into place.
 #![warn(missing_docs)]
+// Data a user controls is never unwrapped: it gives an `Error`. (`expect` remains for
+// invariants of the crate's own making, each with the reason it holds.)
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod bench;
 pub mod data;

@@ -43,11 +43,10 @@ impl<A: NdFloat> Layer<A> for Relu {
         };
         Zip::from(&mut x).and(&mut active).for_each(|v, on| {
             // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through
-            // instead of being silently zeroed.
-            *on = *v > A::zero() || v.is_nan();
-            if !*on {
-                *v = A::zero();
-            }
+            // instead of being silently zeroed. Selects, not branches: the sign of a unit
+            // is a coin flip the branch predictor cannot learn.
+            *on = !(*v <= A::zero());
+            *v = if *on { *v } else { A::zero() };
         });
         self.active = Some(active);
         x
@@ -58,9 +57,7 @@ impl<A: NdFloat> Layer<A> for Relu {
         let active = cached(&self.active, "Relu");
         check_dout_shape("Relu", active.shape(), dout.shape());
         Zip::from(&mut dout).and(active).for_each(|d, &on| {
-            if !on {
-                *d = A::zero();
-            }
+            *d = if on { *d } else { A::zero() };
         });
         dout
     }

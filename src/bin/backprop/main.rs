@@ -1,5 +1,7 @@
 //! `backprop`: the command-line tool. Parses flags, calls the library, prints.
 
+#![deny(clippy::unwrap_used)]
+
 mod apple;
 mod bench;
 mod data;
