@@ -119,3 +119,87 @@ fn convolutional_models_refuse_fully_connected_flags() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn deep_conv_net_resumes_bit_identically_dropout_included() {
+    let data = mnist(500, 100);
+    let arch = Architecture::DeepConv(DeepConvNet::new((1, 28, 28), 10));
+    let config = TrainConfig {
+        iters: 8,
+        batch: 20,
+        eval_every: Some(4),
+        sampling: Sampling::ShuffledEpochs,
+        seed: 2,
+    };
+    let adam = OptimizerSpec::new(OptimizerKind::Adam);
+    let new = || Trainer::new(arch.build(3).unwrap(), adam.build(), &data, config).unwrap();
+    let mut whole = new();
+    whole.run(|_| {}).unwrap();
+    let mut first = new();
+    first.run_until(4, |_| {}).unwrap();
+    let info = ModelInfo {
+        net: arch.clone(),
+        normalisation: PIXEL_NORMALISATION.into(),
+        input_shape: Some((28, 28)),
+        class_names: data.class_names.clone(),
+        dataset: None,
+    };
+    let bytes = first.checkpoint(&info, &Default::default());
+    let path = Path::new("checkpoint.safetensors");
+    let file = backprop::io::TensorFile::parse(&bytes, path).unwrap();
+    let mut resumed = Trainer::resume(file, path, adam.build(), &data).unwrap();
+    resumed.run(|_| {}).unwrap();
+    let bits = |t: &mut Trainer<'_, f32, _>| -> Vec<u32> {
+        t.net
+            .params_mut()
+            .into_iter()
+            .flat_map(|p| {
+                p.param
+                    .value
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(bits(&mut whole), bits(&mut resumed));
+    assert_eq!(whole.losses(), resumed.losses());
+}
+
+#[test]
+fn the_same_bits_on_one_two_or_three_threads() {
+    let data = mnist(400, 100);
+    let arch = Architecture::SimpleConv(SimpleConvNet::new((1, 28, 28), 10));
+    let run = |threads: usize| -> (Vec<u32>, Vec<f64>) {
+        backprop::linalg::set_threads(threads);
+        let config = TrainConfig {
+            iters: 6,
+            batch: 40,
+            eval_every: None,
+            sampling: Sampling::WithReplacement,
+            seed: 4,
+        };
+        let adam = OptimizerSpec::new(OptimizerKind::Adam);
+        let mut t =
+            Trainer::new(arch.build::<f32>(4).unwrap(), adam.build(), &data, config).unwrap();
+        t.run(|_| {}).unwrap();
+        let bits = t
+            .net
+            .params_mut()
+            .into_iter()
+            .flat_map(|p| {
+                p.param
+                    .value
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (bits, t.losses().to_vec())
+    };
+    let one = run(1);
+    let two = run(2);
+    let three = run(3);
+    assert_eq!(one, two);
+    assert_eq!(one, three);
+}
