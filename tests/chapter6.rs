@@ -10,7 +10,7 @@ use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile};
 use backprop::net::{Architecture, Init, MultiLayerNet};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{TrainConfig, Trainer};
-use common::{backprop, stderr, stdout};
+use common::{backprop, net_bits, stderr, stdout};
 
 fn mnist() -> Dataset {
     backprop::data::load(None, None)
@@ -38,25 +38,6 @@ fn info(data: &Dataset) -> ModelInfo {
     }
 }
 
-fn bits(trainer: &mut Trainer<'_, f32, Box<dyn backprop::optim::Optimizer<f32>>>) -> Vec<u32> {
-    let mut out: Vec<u32> = trainer
-        .net
-        .params_mut()
-        .into_iter()
-        .flat_map(|p| {
-            p.param
-                .value
-                .iter()
-                .map(|v| v.to_bits())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for (_, b) in trainer.net.buffers_mut() {
-        out.extend(b.iter().map(|v| v.to_bits()));
-    }
-    out
-}
-
 #[test]
 fn every_optimizer_resumes_bit_identically_with_batch_norm_and_dropout() {
     let data = mnist();
@@ -80,7 +61,11 @@ fn every_optimizer_resumes_bit_identically_with_batch_norm_and_dropout() {
         let mut resumed = Trainer::resume(file, path, spec.build(), &data).unwrap();
         resumed.run(|_| {}).unwrap();
 
-        assert_eq!(bits(&mut whole), bits(&mut resumed), "{kind}");
+        assert_eq!(
+            net_bits(&mut whole.net),
+            net_bits(&mut resumed.net),
+            "{kind}"
+        );
         let numbers = |t: &Trainer<'_, f32, _>| -> Vec<(usize, u64, u64, u64)> {
             t.history()
                 .iter()

@@ -24,3 +24,11 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Every parameter and buffer of `net` as exact bit patterns, in the net's order.
+pub fn net_bits(net: &mut backprop::net::Sequential<f32>) -> Vec<u32> {
+    backprop::io::named_params(net)
+        .into_iter()
+        .flat_map(|(_, a)| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+        .collect()
+}

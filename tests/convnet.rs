@@ -8,7 +8,7 @@ use backprop::io::{ModelInfo, PIXEL_NORMALISATION, save_model};
 use backprop::net::{Architecture, DeepConvNet, SimpleConvNet};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{TrainConfig, Trainer, evaluate};
-use common::{backprop, stderr, stdout};
+use common::{backprop, net_bits, stderr, stdout};
 
 fn mnist(train: usize, test: usize) -> Dataset {
     backprop::data::load(None, None)
@@ -149,20 +149,7 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
     let file = backprop::io::TensorFile::parse(&bytes, path).unwrap();
     let mut resumed = Trainer::resume(file, path, adam.build(), &data).unwrap();
     resumed.run(|_| {}).unwrap();
-    let bits = |t: &mut Trainer<'_, f32, _>| -> Vec<u32> {
-        t.net
-            .params_mut()
-            .into_iter()
-            .flat_map(|p| {
-                p.param
-                    .value
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
-    assert_eq!(bits(&mut whole), bits(&mut resumed));
+    assert_eq!(net_bits(&mut whole.net), net_bits(&mut resumed.net));
     assert_eq!(whole.losses(), resumed.losses());
 }
 
@@ -183,18 +170,7 @@ fn the_same_bits_on_one_two_or_three_threads() {
         let mut t =
             Trainer::new(arch.build::<f32>(4).unwrap(), adam.build(), &data, config).unwrap();
         t.run(|_| {}).unwrap();
-        let bits = t
-            .net
-            .params_mut()
-            .into_iter()
-            .flat_map(|p| {
-                p.param
-                    .value
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let bits = net_bits(&mut t.net);
         (bits, t.losses().to_vec())
     };
     let one = run(1);

@@ -26,7 +26,7 @@ use ndarray::{Array1, Array2, ArrayD, IxDyn, NdFloat};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{Layer, Mode, Param, cached, check_dout_shape};
+use super::{Layer, Mode, Param, cached, check_dout_shape, two_params};
 use crate::linalg::matmul;
 
 /// A fully connected layer `Y = X·W + b`.
@@ -153,18 +153,11 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     }
 
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        vec![
-            Param {
-                name: "W",
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.view_mut().into_dyn(),
-            },
-            Param {
-                name: "b",
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.view_mut().into_dyn(),
-            },
-        ]
+        two_params(
+            ["W", "b"],
+            (&mut self.w, &mut self.dw),
+            (&mut self.b, &mut self.db),
+        )
     }
 }
 

@@ -29,7 +29,7 @@
 
 use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, Ix2, IxDyn, NdFloat, Zip};
 
-use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape};
+use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape, two_params};
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.
 const EPS: f64 = 1e-6;
@@ -170,18 +170,11 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
     }
 
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        vec![
-            Param {
-                name: "gamma",
-                value: self.gamma.view_mut().into_dyn(),
-                grad: self.dgamma.view_mut().into_dyn(),
-            },
-            Param {
-                name: "beta",
-                value: self.beta.view_mut().into_dyn(),
-                grad: self.dbeta.view_mut().into_dyn(),
-            },
-        ]
+        two_params(
+            ["gamma", "beta"],
+            (&mut self.gamma, &mut self.dgamma),
+            (&mut self.beta, &mut self.dbeta),
+        )
     }
 
     fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {

@@ -35,7 +35,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
-use super::{Layer, Mode, Param, cached, check_dout_shape};
+use super::{Layer, Mode, Param, cached, check_dout_shape, two_params};
 use crate::linalg::{matmul, parallel_each};
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
@@ -202,18 +202,11 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
     }
 
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        vec![
-            Param {
-                name: "W",
-                value: self.w.view_mut().into_dyn(),
-                grad: self.dw.view_mut().into_dyn(),
-            },
-            Param {
-                name: "b",
-                value: self.b.view_mut().into_dyn(),
-                grad: self.db.view_mut().into_dyn(),
-            },
-        ]
+        two_params(
+            ["W", "b"],
+            (&mut self.w, &mut self.dw),
+            (&mut self.b, &mut self.db),
+        )
     }
 }
 

@@ -41,7 +41,7 @@ pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
 
-use ndarray::{ArrayD, ArrayViewMutD, NdFloat};
+use ndarray::{Array, ArrayD, ArrayViewMutD, Dimension, NdFloat};
 use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass is for training or for inference (the book's `train_flg`).
@@ -66,6 +66,27 @@ pub struct Param<'a, A> {
     /// `∂L/∂value` from the last [`Layer::backward`] (zeros before the first); mutable so
     /// that a net can add terms such as weight decay's `λW`.
     pub grad: ArrayViewMutD<'a, A>,
+}
+
+/// The two parameters of a layer, such as `W` and `b` or `gamma` and `beta`, each with its
+/// gradient buffer, in that order.
+pub(crate) fn two_params<'a, A, D1: Dimension, D2: Dimension>(
+    names: [&'static str; 2],
+    first: (&'a mut Array<A, D1>, &'a mut Array<A, D1>),
+    second: (&'a mut Array<A, D2>, &'a mut Array<A, D2>),
+) -> Vec<Param<'a, A>> {
+    vec![
+        Param {
+            name: names[0],
+            value: first.0.view_mut().into_dyn(),
+            grad: first.1.view_mut().into_dyn(),
+        },
+        Param {
+            name: names[1],
+            value: second.0.view_mut().into_dyn(),
+            grad: second.1.view_mut().into_dyn(),
+        },
+    ]
 }
 
 /// A tensor a layer keeps besides its parameters, learned without gradients and needed for

@@ -45,7 +45,7 @@ impl<A: NdFloat> Layer<A> for Relu {
             // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through
             // instead of being silently zeroed. Selects, not branches: the sign of a unit
             // is a coin flip the branch predictor cannot learn.
-            *on = !(*v <= A::zero());
+            *on = (*v > A::zero()) | v.is_nan();
             *v = if *on { *v } else { A::zero() };
         });
         self.active = Some(active);
