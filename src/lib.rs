@@ -72,7 +72,11 @@
 //! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered, and evaluation
 //! runs in chunks of [`net::Sequential::eval_rows`] rows, so the book's run peaks near 80 MB. Products
 //! above 16 M multiply-adds are split across threads in blocks fixed by the shape alone, so
-//! the same seed gives the same bits at any `--threads`. `backprop bench` and
+//! the same seed gives the same bits at any `--threads`. Convolutions run image by image on
+//! transposed im2col buffers kept from pass to pass, the images of a batch shared among the
+//! cores, with `∂L/∂W` summed in fixed groups of images so that the bits do not depend on the
+//! thread count either; ReLU and 2×2 max pooling are written with selects rather than
+//! branches, which a coin-flip sign would mispredict. `backprop bench` and
 //! `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle measured in the same run.
 //!
 //! ## Errors and panics
