@@ -2,7 +2,7 @@
 # Runs backprop and the peers of ../shared/peers on the same workloads in one go, and prints one
 # table (median [min–max] of the repetitions). Run on an otherwise idle machine.
 #
-#   scripts/bench-vs-peers.sh [--peers "numpy torch burn burn-flex candle"] [--workloads "W1 W2 W3"]
+#   scripts/bench-vs-peers.sh [--peers "numpy torch burn burn-flex candle"] [--workloads "W1 W2 W3 W4"]
 #                             [--reps 3] [--data-dir DIR] [--work DIR]
 #
 # The peers are copied to --work (default ~/peers) and must be set up there first
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 PEERS="numpy torch burn burn-flex candle"
-WORKLOADS="W1 W2 W3"
+WORKLOADS="W1 W2 W3 W4"
 REPS=3
 DATA_DIR=/usr/share/datasets/fashion-mnist
 WORK=${HOME}/peers
