@@ -36,6 +36,10 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::error::{Error, Result};
 use crate::net::{Activation, Architecture, Init, MultiLayerNet, NetSpec, Sequential};
 
+/// Values (64 MB of `f32`) that a model file's metadata may make the loader allocate even
+/// when the file holds fewer, so that a file with a tensor missing gets a message naming it.
+const SMALL_NET: usize = 1 << 24;
+
 /// The normalisation this crate applies to images: `x = pixel / 255`.
 pub const PIXEL_NORMALISATION: &str = "pixel/255";
 
@@ -337,6 +341,19 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         input_shape,
         class_names,
     };
+    // Metadata may claim any size: build at most what the file's own values could fill, or
+    // a small net (whose missing tensors are then named one by one below).
+    let held: usize = file.tensors.iter().map(|(_, a)| a.len()).sum();
+    match info.net.param_count() {
+        Some(needed) if needed <= held.max(SMALL_NET) => {}
+        needed => {
+            return Err(invalid(format!(
+                "the metadata describes a net ({}) of {} values but the file holds {held}",
+                info.net.layout(),
+                needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            )));
+        }
+    }
     let mut net = info
         .net
         .build::<f32>(0)

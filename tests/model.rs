@@ -204,6 +204,21 @@ fn bad_model_files_give_one_line_errors() {
         HashMap::new(),
     );
     let missing_bias = write("m.safetensors", vec![("W1", vec![784, 10])], HashMap::new());
+    // Metadata claiming nets far larger than the file: refused before anything is built.
+    let claims_huge_mlp = write(
+        "h.safetensors",
+        vec![("W1", vec![784, 10]), ("b1", vec![10])],
+        HashMap::from([("net".to_string(), "784-100000000000-10".to_string())]),
+    );
+    let claims_huge_conv = write(
+        "c.safetensors",
+        vec![("W1", vec![30, 1, 5, 5]), ("b1", vec![30])],
+        HashMap::from([(
+            "architecture".to_string(),
+            r#"{"model":"simple-conv","input":[1,28,28],"filters":4000000000,"filter_size":5,"pad":0,"stride":1,"hidden":100,"classes":10,"init":"0.01"}"#
+                .to_string(),
+        )]),
+    );
     let empty = dir.path().join("empty.safetensors");
     std::fs::write(&empty, b"").unwrap();
     let text = dir.path().join("notes.safetensors");
@@ -214,6 +229,11 @@ fn bad_model_files_give_one_line_errors() {
             "W2 has shape (10, 50) but W1 has 50 outputs; W must be (in, out) as in the book",
         ),
         (&missing_bias, "tensor b1 is missing (net 784-10)"),
+        (
+            &claims_huge_mlp,
+            "the metadata describes a net (784-100000000000-10) of 79500000000010 values but the file holds 7850",
+        ),
+        (&claims_huge_conv, "but the file holds 780"),
         (&empty, "not a safetensors file"),
         (&text, "not a safetensors file"),
     ] {

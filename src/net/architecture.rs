@@ -46,6 +46,80 @@ impl Architecture {
         }
     }
 
+    /// How many parameter and buffer values the built net holds, computed from the sizes
+    /// alone, without allocating: `None` when that number overflows or the layers do not fit
+    /// the input. A model loader compares it with what a file holds before it builds anything,
+    /// so that metadata claiming a huge net cannot make it allocate.
+    pub fn param_count(&self) -> Option<usize> {
+        let affine = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
+        let conv = |fn_: usize, c: usize, k: usize| {
+            fn_.checked_mul(c)?.checked_mul(k * k)?.checked_add(fn_)
+        };
+        let side = |size: usize, window: usize, stride: usize, pad: usize| {
+            crate::layers::Window {
+                height: window,
+                width: window,
+                stride,
+                pad,
+            }
+            .output_size((size, size))
+            .map(|(o, _)| o)
+        };
+        let sum = |parts: &[Option<usize>]| {
+            parts
+                .iter()
+                .try_fold(0usize, |total, part| total.checked_add((*part)?))
+        };
+        match self {
+            Architecture::Mlp(net) => {
+                let sizes = net.sizes.sizes();
+                let mut parts: Vec<Option<usize>> =
+                    sizes.windows(2).map(|p| affine(p[0], p[1])).collect();
+                if net.batch_norm {
+                    // γ, β, running mean and variance per hidden unit.
+                    parts.extend(sizes[1..sizes.len() - 1].iter().map(|&h| h.checked_mul(4)));
+                }
+                sum(&parts)
+            }
+            Architecture::SimpleConv(net) => {
+                let (c, h, w) = net.input;
+                let conv_side = |size| {
+                    side(size, net.filter_size, net.stride, net.pad).and_then(|o| side(o, 2, 2, 0))
+                };
+                let pooled = net
+                    .filters
+                    .checked_mul(conv_side(h)?)?
+                    .checked_mul(conv_side(w)?)?;
+                sum(&[
+                    conv(net.filters, c, net.filter_size),
+                    affine(pooled, net.hidden),
+                    affine(net.hidden, net.classes),
+                ])
+            }
+            Architecture::DeepConv(net) => {
+                let (c, h, w) = net.input;
+                // Per stage: two 3×3 convolutions (the second of the middle stage padded by 2),
+                // then a 2×2 pool.
+                let stage =
+                    |size: usize, pad: usize| side(side(side(size, 3, 1, 1)?, 3, 1, pad)?, 2, 2, 0);
+                let (mut oh, mut ow) = (h, w);
+                for pad in [1, 2, 1] {
+                    (oh, ow) = (stage(oh, pad)?, stage(ow, pad)?);
+                }
+                sum(&[
+                    conv(16, c, 3),
+                    conv(16, 16, 3),
+                    conv(32, 16, 3),
+                    conv(32, 32, 3),
+                    conv(64, 32, 3),
+                    conv(64, 64, 3),
+                    affine(64usize.checked_mul(oh)?.checked_mul(ow)?, net.hidden),
+                    affine(net.hidden, net.classes),
+                ])
+            }
+        }
+    }
+
     /// Values per example, `C·H·W` or the first layer size.
     pub fn inputs(&self) -> usize {
         match self {
@@ -80,5 +154,44 @@ impl fmt::Display for Architecture {
             Architecture::SimpleConv(net) => net.fmt(f),
             Architecture::DeepConv(net) => net.fmt(f),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{Init, NetSpec};
+
+    #[test]
+    fn param_count_matches_the_built_net() {
+        let mlp = |spec: &str, batch_norm| {
+            Architecture::Mlp(MultiLayerNet {
+                batch_norm,
+                dropout: Some(0.5),
+                ..MultiLayerNet::new(spec.parse::<NetSpec>().unwrap())
+            })
+        };
+        for arch in [
+            mlp("784-50-10", false),
+            mlp("20-7-6-3", true),
+            Architecture::SimpleConv(SimpleConvNet::new((1, 28, 28), 10)),
+            Architecture::SimpleConv(SimpleConvNet {
+                pad: 2,
+                stride: 2,
+                init: Init::He,
+                ..SimpleConvNet::new((3, 17, 23), 4)
+            }),
+            Architecture::DeepConv(DeepConvNet::new((1, 28, 28), 10)),
+            Architecture::DeepConv(DeepConvNet::new((2, 33, 40), 7)),
+        ] {
+            let mut net = arch.build::<f32>(0).unwrap();
+            let params: usize = net.params_mut().iter().map(|p| p.param.value.len()).sum();
+            let buffers: usize = net.buffers_mut().iter().map(|(_, b)| b.len()).sum();
+            assert_eq!(arch.param_count(), Some(params + buffers), "{arch}");
+        }
+        let huge = mlp("784-100000000000-10", false);
+        assert!(huge.param_count().unwrap() > 1 << 36);
+        let overflow = mlp("18446744073709551615-18446744073709551615", false);
+        assert_eq!(overflow.param_count(), None);
     }
 }
