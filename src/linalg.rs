@@ -31,8 +31,28 @@ pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The number of threads the kernels use: as set, else one per core.
+thread_local! {
+    /// Set on threads that are themselves one of several workers (see
+    /// [`one_thread_each`]): their kernels run on that thread alone.
+    static WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the kernels of the calling thread on that thread alone, for workers that
+/// already share the cores among themselves (independent training runs): nested kernels then
+/// do not start threads of their own. Other threads are not affected.
+pub fn one_thread_each<R>(f: impl FnOnce() -> R) -> R {
+    let before = WORKER.with(|w| w.replace(true));
+    let result = f();
+    WORKER.with(|w| w.set(before));
+    result
+}
+
+/// The number of threads the kernels use: 1 inside [`one_thread_each`], else as set, else
+/// one per core.
 pub fn threads() -> usize {
+    if WORKER.with(std::cell::Cell::get) {
+        return 1;
+    }
     match THREADS.load(Ordering::Relaxed) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,

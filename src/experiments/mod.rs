@@ -92,8 +92,9 @@ pub fn epochs_schedule(
     ((epochs.max(1) - 1) * every + 1, batch, Some(every))
 }
 
-/// `f` applied to every item on all cores, results in the items' order. Each worker runs its
-/// items' kernels on one thread, so the cores are not oversubscribed; `done` is called (from
+/// `f` applied to every item on all cores, results in the items' order. Each of several
+/// workers runs its items' kernels on its own thread ([`crate::linalg::one_thread_each`]), so
+/// the cores are not oversubscribed; `done` is called (from
 /// the worker) after each item.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
@@ -101,24 +102,27 @@ pub fn parallel_map<T: Sync, R: Send>(
     done: &(dyn Fn(&R) + Sync),
 ) -> Vec<R> {
     let workers = crate::linalg::threads().min(items.len()).max(1);
-    let kernel_threads = crate::linalg::threads();
-    crate::linalg::set_threads(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                loop {
+                let work = || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
                     let r = f(i, item);
                     done(&r);
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                };
+                // A lone worker keeps all cores for its kernels.
+                if workers > 1 {
+                    crate::linalg::one_thread_each(work);
+                } else {
+                    work();
                 }
             });
         }
     });
-    crate::linalg::set_threads(kernel_threads);
     results
         .into_inner()
         .unwrap_or_else(|p| p.into_inner())

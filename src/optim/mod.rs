@@ -110,14 +110,11 @@ impl<A: NdFloat> Slots<A> {
     /// The state of parameter `name`, zeros of `shape` the first time (or when the shape of
     /// the parameter changed).
     fn get(&mut self, name: &str, shape: IxDyn) -> &mut ArrayD<A> {
-        let slot = self
-            .arrays
-            .entry(name.to_string())
-            .or_insert_with(|| ArrayD::zeros(shape.clone()));
-        if slot.raw_dim() != shape {
-            *slot = ArrayD::zeros(shape);
+        // The key is allocated only the first time, not at every update.
+        if self.arrays.get(name).is_none_or(|a| a.raw_dim() != shape) {
+            self.arrays.insert(name.to_string(), ArrayD::zeros(shape));
         }
-        slot
+        self.arrays.get_mut(name).expect("inserted above")
     }
 
     /// Appends `kind/name` tensors to `out`.

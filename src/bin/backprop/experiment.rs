@@ -15,6 +15,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Args {
     #[command(subcommand)]
     which: Which,
+    #[command(flatten)]
+    common: Common,
 }
 
 /// Flags every experiment takes.
@@ -50,8 +52,6 @@ enum Which {
         optimizers: Vec<OptimizerKind>,
         #[command(flatten)]
         race: RaceArgs,
-        #[command(flatten)]
-        common: Common,
     },
     /// §6.2.4: initial weights std 0.01, Xavier and He on MNIST, mini-batch loss side by side.
     WeightInitCompare {
@@ -60,8 +60,6 @@ enum Which {
         inits: Vec<Init>,
         #[command(flatten)]
         race: RaceArgs,
-        #[command(flatten)]
-        common: Common,
     },
     /// §6.2.2: histograms of the activations of 5 hidden layers fed random data.
     ActivationHistogram {
@@ -71,8 +69,6 @@ enum Which {
         /// Weight scale: a standard deviation (1 and 0.01 in the book), xavier or he.
         #[arg(long, default_value = "1", allow_negative_numbers = true)]
         init: Init,
-        #[command(flatten)]
-        common: Common,
     },
     /// §6.3.2: training accuracy with and without batch norm across 16 initial weight scales.
     BatchNorm {
@@ -85,8 +81,6 @@ enum Which {
         /// Training images used.
         #[arg(long, default_value_t = 1000, value_parser = super::at_least_one)]
         train_size: usize,
-        #[command(flatten)]
-        common: Common,
     },
     /// §6.4: overfitting 300 images, and weight decay and dropout against it.
     Overfit {
@@ -105,8 +99,6 @@ enum Which {
         /// Print a row every this many epochs.
         #[arg(long, default_value_t = 20, value_parser = super::at_least_one)]
         print_every: usize,
-        #[command(flatten)]
-        common: Common,
     },
     /// §6.5: random search of learning rate and weight decay on a validation split.
     HyperparameterSearch {
@@ -128,8 +120,6 @@ enum Which {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
-        #[command(flatten)]
-        common: Common,
     },
 }
 
@@ -145,23 +135,12 @@ struct RaceArgs {
 }
 
 pub fn run(args: &Args) -> super::Outcome {
-    let common = match &args.which {
-        Which::OptimizerCompare { common, .. }
-        | Which::WeightInitCompare { common, .. }
-        | Which::ActivationHistogram { common, .. }
-        | Which::BatchNorm { common, .. }
-        | Which::Overfit { common, .. }
-        | Which::HyperparameterSearch { common, .. } => common,
-    };
+    let common = &args.common;
     if let Some(threads) = common.threads {
         backprop::linalg::set_threads(threads);
     }
     match &args.which {
-        Which::OptimizerCompare {
-            optimizers,
-            race,
-            common,
-        } => loss_comparison(
+        Which::OptimizerCompare { optimizers, race } => loss_comparison(
             common,
             race,
             optimizers.len(),
@@ -169,11 +148,7 @@ pub fn run(args: &Args) -> super::Outcome {
             1.0,
             |d, r| experiments::compare_optimizers(d, r, optimizers),
         ),
-        Which::WeightInitCompare {
-            inits,
-            race,
-            common,
-        } => loss_comparison(
+        Which::WeightInitCompare { inits, race } => loss_comparison(
             common,
             race,
             inits.len(),
@@ -181,11 +156,7 @@ pub fn run(args: &Args) -> super::Outcome {
             2.5,
             |d, r| experiments::compare_inits(d, r, inits),
         ),
-        Which::ActivationHistogram {
-            activation,
-            init,
-            common,
-        } => {
+        Which::ActivationHistogram { activation, init } => {
             let layers =
                 experiments::activation_histograms(*activation, *init, (1000, 100, 5), common.seed);
             println!(
@@ -215,7 +186,6 @@ pub fn run(args: &Args) -> super::Outcome {
             scales,
             epochs,
             train_size,
-            common,
         } => {
             let data = load(common)?.subset(*train_size, 0);
             let scales = experiments::weight_scales(*scales);
@@ -266,7 +236,6 @@ pub fn run(args: &Args) -> super::Outcome {
             weight_decay,
             dropout,
             print_every,
-            common,
         } => {
             let data = load(common)?.subset(*train_size, usize::MAX);
             let base = MultiLayerNet::new(backprop::net::NetSpec::new(
@@ -339,7 +308,6 @@ pub fn run(args: &Args) -> super::Outcome {
             validation,
             top,
             quiet,
-            common,
         } => {
             let data = load(common)?;
             let config = SearchConfig {
