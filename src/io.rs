@@ -26,9 +26,12 @@
 //! Every file is written to a temporary name in the same folder, synced, and renamed into
 //! place, so a crash leaves either the old file or the new one, never a torn one.
 
+// The bytes parsed here come from users: nothing about them is unwrapped or expected.
+#![cfg_attr(not(test), deny(clippy::expect_used))]
+
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -43,25 +46,116 @@ const SMALL_NET: usize = 1 << 24;
 /// The normalisation this crate applies to images: `x = pixel / 255`.
 pub const PIXEL_NORMALISATION: &str = "pixel/255";
 
+/// The prefix of the temporary files [`write_together`] writes next to their targets.
+pub const TEMP_PREFIX: &str = ".backprop-tmp-";
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
 ///
 /// # Errors
 /// When the folder is not writable or the disk is full; `path` is then untouched.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
+    write_together(&[(path, bytes)])
+}
+
+/// Writes several files as one: each goes to a temporary file beside its target and is
+/// synced to disk; only when all of them are there are they renamed into place. A failed
+/// write (a full disk, a read-only folder) therefore changes none of the targets, and a
+/// process killed at any moment leaves each target either old or new, never torn. The
+/// temporaries of a failed write are removed; those of a killed process are named
+/// [`TEMP_PREFIX`]`…` and removed by [`remove_stale_temporaries`].
+///
+/// # Errors
+/// When a folder is not writable or the disk is full; no target is changed then.
+pub fn write_together(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut staged = Staged::default();
+    for (path, bytes) in files {
+        staged.add(path, bytes)?;
+    }
+    staged.commit()
+}
+
+/// Files written to synced temporaries, waiting to be renamed into place.
+#[derive(Default)]
+struct Staged {
+    files: Vec<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Staged {
+    /// Writes `bytes` to a synced temporary file beside `path`.
+    fn add(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX);
+        // tempfile's 0600 would make results unreadable to other users; use a regular file's mode.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let dir = folder_of(path);
+        let mut tmp = builder
+            .tempfile_in(dir)
+            .map_err(|e| Error::io(dir, without_temp_name(e)))?;
+        let file = tmp.as_file_mut();
+        file.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+        self.files.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Renames every staged file into place, in the order added, and syncs their folders so
+    /// the renames survive a power cut. A rename fails only if the folder changed under the
+    /// process; the files renamed before it stay renamed.
+    fn commit(self) -> Result<()> {
+        let mut folders: Vec<PathBuf> = Vec::new();
+        for (tmp, path) in self.files {
+            tmp.persist(&path)
+                .map_err(|e| Error::io(&path, without_temp_name(e.error)))?;
+            let dir = folder_of(&path).to_path_buf();
+            if !folders.contains(&dir) {
+                folders.push(dir);
+            }
+        }
+        for dir in folders {
+            // Not every file system lets a folder be synced; the data itself already is.
+            if let Ok(handle) = std::fs::File::open(&dir) {
+                let _ = handle.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The operating system's error without the temporary file's name that `tempfile` appends
+/// to it: the messages name the file being written instead.
+fn without_temp_name(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(end) => std::io::Error::new(e.kind(), &text[..end]),
+        None => e,
+    }
+}
+
+/// The folder `path` is in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // tempfile's 0600 would make results unreadable to other users; use a regular file's mode.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    }
+}
+
+/// Removes the temporary files that a killed process left in `dir` (named [`TEMP_PREFIX`]`…`);
+/// returns how many there were.
+///
+/// # Errors
+/// When `dir` cannot be listed or a temporary cannot be removed.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// What a model file says besides its weights.
@@ -81,6 +175,10 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     /// The metadata map stored in the file.
+    #[allow(
+        clippy::expect_used,
+        reason = "an architecture and a list of strings always serialise to JSON"
+    )]
     pub(crate) fn to_metadata(&self) -> HashMap<String, String> {
         let mut meta = HashMap::new();
         meta.insert("format".into(), "backprop".into());
@@ -162,7 +260,7 @@ impl TensorFile {
                 Dtype::F64 => view
                     .data()
                     .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                     .collect(),
                 other => {
                     return Err(invalid(format!(
@@ -210,6 +308,10 @@ fn natural_key(name: &str) -> (String, u64, String) {
 ///
 /// # Panics
 /// Never for arrays built by this crate (their layout is standard).
+#[allow(
+    clippy::expect_used,
+    reason = "each view's bytes are made here from its array, so they match its shape"
+)]
 pub fn encode_tensors(
     f32_tensors: &[(String, ArrayViewD<'_, f32>)],
     f64_tensors: &[(String, ArrayViewD<'_, f64>)],
@@ -242,15 +344,22 @@ pub fn encode_tensors(
 /// always give the same bytes. The header keeps its length (compact JSON, same keys), so
 /// the tensor offsets stay valid.
 fn with_sorted_metadata(mut bytes: Vec<u8>) -> Vec<u8> {
-    let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let header = &bytes[8..8 + header_len];
+    let Some(&[a, b, c, d, e, f, g, h]) = bytes.first_chunk::<8>() else {
+        return bytes;
+    };
+    let header_len = u64::from_le_bytes([a, b, c, d, e, f, g, h]) as usize;
+    let Some(header) = bytes.get(8..8 + header_len) else {
+        return bytes;
+    };
     let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(header) else {
         return bytes;
     };
     if let Some(serde_json::Value::Object(meta)) = json.get_mut("__metadata__") {
         meta.sort_keys();
     }
-    let mut sorted = serde_json::to_vec(&json).expect("a JSON value serialises");
+    let Ok(mut sorted) = serde_json::to_vec(&json) else {
+        return bytes;
+    };
     if sorted.len() > header_len {
         return bytes;
     }
@@ -280,10 +389,15 @@ pub fn named_params(net: &mut Sequential<f32>) -> Vec<(String, ArrayD<f32>)> {
 /// # Errors
 /// When the file cannot be written; an existing file at `path` is then untouched.
 pub fn save_model(path: &Path, net: &mut Sequential<f32>, info: &ModelInfo) -> Result<()> {
+    write_atomically(path, &encode_model(net, info))
+}
+
+/// The model file of `net` with `info`, as bytes.
+pub fn encode_model(net: &mut Sequential<f32>, info: &ModelInfo) -> Vec<u8> {
     let params = named_params(net);
     let views: Vec<(String, ArrayViewD<'_, f32>)> =
         params.iter().map(|(n, a)| (n.clone(), a.view())).collect();
-    write_atomically(path, &encode_tensors(&views, &[], info.to_metadata()))
+    encode_tensors(&views, &[], info.to_metadata())
 }
 
 /// Loads a model file: the net with its weights, and what the file says about it.
@@ -542,6 +656,51 @@ fn infer_spec(file: &TensorFile, path: &Path) -> Result<NetSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_of_a_set_changes_none_of_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("metrics.csv");
+        std::fs::write(&first, "old").unwrap();
+        let missing = dir.path().join("no-such-folder/model.safetensors");
+        let err = write_together(&[(&first, b"new"), (&missing, b"model")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: No such file or directory (os error 2)",
+                missing.parent().unwrap().display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "old");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["metrics.csv"], "a temporary was left behind");
+
+        write_together(&[(&first, b"new")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&first).unwrap(), "new");
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            ".backprop-tmp-abc",
+            ".backprop-tmp-x1",
+            "model.safetensors",
+            ".tmp-other",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 2);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".tmp-other", "model.safetensors"]);
+    }
 
     #[test]
     fn natural_order_of_names() {

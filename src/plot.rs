@@ -34,6 +34,18 @@ pub fn render_png(
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
 ) -> Result<()> {
+    write_atomically(path, &png_bytes(path, size, draw)?)
+}
+
+/// The PNG file that [`render_png`] writes, in memory; `path` names the figure in errors.
+///
+/// # Errors
+/// When the figure cannot be drawn.
+pub fn png_bytes(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+) -> Result<Vec<u8>> {
     register_font();
     let mut rgb = vec![255u8; size.0 as usize * size.1 as usize * 3];
     {
@@ -47,7 +59,7 @@ pub fn render_png(
     image
         .write_to(&mut png, image::ImageFormat::Png)
         .map_err(|e| plot_error(path, e))?;
-    write_atomically(path, png.get_ref())
+    Ok(png.into_inner())
 }
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -58,12 +70,13 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 /// The book's two figures side by side: the mini-batch loss against iterations (with a
-/// moving average over 100 iterations) and train/test accuracy at each evaluation.
+/// moving average over 100 iterations) and train/test accuracy at each evaluation, as PNG
+/// bytes for the file `path` (named in errors), so they can be written with other results.
 ///
 /// # Errors
-/// When the file cannot be written.
-pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Result<()> {
-    render_png(path, (1200, 480), |root| {
+/// When the figure cannot be drawn.
+pub fn training_curves(path: &Path, losses: &[f64], history: &[Record]) -> Result<Vec<u8>> {
+    png_bytes(path, (1200, 480), |root| {
         let (left, right) = root.split_horizontally(600);
         let err = |e: &dyn std::fmt::Display| e.to_string();
 

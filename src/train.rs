@@ -225,7 +225,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             indices: Vec::with_capacity(config.batch),
             iter: 0,
             history: Vec::new(),
-            losses: Vec::with_capacity(config.iters),
+            losses: Vec::new(),
             loss_since_eval: (0.0, 0),
             elapsed_before: 0.0,
         })

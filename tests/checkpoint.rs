@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use backprop::io::TensorFile;
-use common::{backprop, stderr};
+use common::{backprop, metrics, stderr, weights};
 
 const RUN: [&str; 8] = [
     "train",
@@ -23,25 +23,6 @@ fn train_into(dir: &Path) -> std::process::Output {
     let mut args = RUN.to_vec();
     args.extend(["--out", dir.to_str().unwrap()]);
     backprop(&args)
-}
-
-/// Tensors of a model file, by name, as exact bit patterns.
-fn weights(path: &Path) -> Vec<(String, Vec<u64>)> {
-    TensorFile::read(path)
-        .unwrap()
-        .tensors
-        .into_iter()
-        .map(|(n, a)| (n, a.iter().map(|v| v.to_bits()).collect()))
-        .collect()
-}
-
-/// metrics.csv without the elapsed-time column.
-fn metrics(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
 }
 
 #[test]

@@ -32,3 +32,22 @@ pub fn net_bits(net: &mut backprop::net::Sequential<f32>) -> Vec<u32> {
         .flat_map(|(_, a)| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
         .collect()
 }
+
+/// Tensors of a model file, by name, as exact bit patterns.
+pub fn weights(path: &std::path::Path) -> Vec<(String, Vec<u64>)> {
+    backprop::io::TensorFile::read(path)
+        .unwrap()
+        .tensors
+        .into_iter()
+        .map(|(n, a)| (n, a.iter().map(|v| v.to_bits()).collect()))
+        .collect()
+}
+
+/// A run folder's metrics.csv without the elapsed-time column.
+pub fn metrics(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}

@@ -1,5 +1,8 @@
 //! MNIST-like data sets in memory: images kept as `u8`, labels as class indices.
 
+// The bytes parsed here come from users: nothing about them is unwrapped or expected.
+#![cfg_attr(not(test), deny(clippy::expect_used))]
+
 use std::path::Path;
 
 use ndarray::Array2;
@@ -135,8 +138,11 @@ impl Split {
                 ),
             });
         }
-        let images = Array2::from_shape_vec((n, rows * cols), images.data)
-            .expect("length checked by the IDX reader");
+        let images =
+            Array2::from_shape_vec((n, rows * cols), images.data).map_err(|e| Error::Idx {
+                path: images_path.to_path_buf(),
+                what: format!("images of {n}×{rows}×{cols} bytes: {e}"),
+            })?;
         Ok(Split {
             images,
             labels: labels.data,

@@ -3,6 +3,9 @@
 //! ratio, anti-aliased) and placed in the 28×28 frame so that its centre of mass is at the
 //! centre.
 
+// The bytes parsed here come from users: nothing about them is unwrapped or expected.
+#![cfg_attr(not(test), deny(clippy::expect_used))]
+
 use std::path::Path;
 
 use image::imageops::{FilterType, resize};
@@ -15,21 +18,60 @@ type Gray = ImageBuffer<Luma<f32>, Vec<f32>>;
 /// Ink below this (on a 0–1 scale, after normalising) does not count for the bounding box.
 const INK: f32 = 0.1;
 
-/// Reads an image file and converts it with [`digitize`] to `rows × cols` bytes.
+/// The largest picture accepted, in pixels (a 24-megapixel photo): decoding it and its
+/// grey copies stays within a few hundred MB. Under the fuzzer (`cfg(fuzzing)`) the limit is
+/// 65,536 pixels, so that each execution stays fast: a tiny file may claim a 20-megapixel
+/// picture, which is then decoded in full; the code refusing and decoding is the same.
+const MAX_PIXELS: u64 = if cfg!(fuzzing) { 1 << 16 } else { 24_000_000 };
+
+/// The widest (and tallest) picture accepted, in pixels.
+const MAX_SIDE: u32 = 16_384;
+
+/// The most memory the decoder may allocate (a 24-megapixel RGBA picture at 16 bits).
+const MAX_DECODE_BYTES: u64 = 8 * MAX_PIXELS;
+
+/// Reads an image file and converts it with [`digitize_bytes`].
 ///
 /// # Errors
-/// When the file cannot be read, is not a PNG or JPEG image, or shows no digit.
+/// When the file cannot be read, is not a PNG or JPEG image, is too large, or shows no digit;
+/// the message starts with the file's name.
 pub fn digitize_file(path: &Path, rows: usize, cols: usize) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let image = image::load_from_memory(&bytes).map_err(|e| {
-        Error::Invalid(format!(
-            "{}: not a readable PNG or JPEG image ({e})",
-            path.display()
-        ))
-    })?;
-    digitize(&image.to_luma32f())
+    digitize_bytes(&bytes, rows, cols)
         .map_err(|why| Error::Invalid(format!("{}: {why}", path.display())))
-        .map(|img| fit(&img, rows, cols))
+}
+
+/// Decodes a PNG or JPEG picture and converts it with [`digitize`] to `rows × cols` bytes.
+///
+/// The picture's size is checked from its header before its pixels are decoded, so a small
+/// file that claims a giant picture is refused without allocating it.
+///
+/// # Errors
+/// When the bytes are not a PNG or JPEG image, the picture is larger than 24 megapixels or
+/// 16384 pixels on a side, or it shows no digit.
+pub fn digitize_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>, String> {
+    let unreadable = |e: image::ImageError| format!("not a readable PNG or JPEG image ({e})");
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| unreadable(e.into()))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
+    if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(format!(
+            "the picture is {w}×{h} pixels, larger than this command reads \
+             ({MAX_SIDE} on a side, {} megapixels in all); scale it down first",
+            MAX_PIXELS as f64 / 1e6
+        ));
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    let mut decoder = reader()?;
+    decoder.limits(limits);
+    let grey = decoder.decode().map_err(unreadable)?.to_luma32f();
+    digitize(&grey).map(|img| fit(&img, rows, cols))
 }
 
 /// Normalises a grey image: light-on-dark with the background at 0 and the brightest ink at 1,

@@ -11,10 +11,13 @@
 //! read as it arrives, never preallocated from the header, so a header that claims billions of
 //! items costs nothing until the bytes exist.
 
-use std::io::Read;
+// The bytes parsed here come from users: nothing about them is unwrapped or expected.
+#![cfg_attr(not(test), deny(clippy::expect_used))]
+
+use std::io::{BufRead, Read};
 use std::path::Path;
 
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 
 use crate::error::{Error, Result};
 
@@ -33,14 +36,16 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file, gzip-compressed or not (told apart by content, not by name).
+/// Reads an IDX file, gzip-compressed or not (told apart by content, not by name), as it
+/// streams from disk: the items are the only copy held in memory.
 ///
 /// # Errors
 /// When the file cannot be read or is not a valid IDX file of unsigned bytes; the error
 /// names the file and what was expected and found.
 pub fn read_idx(path: &Path) -> Result<Idx> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_idx(&bytes, path)
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    parse_reader(std::io::BufReader::new(file), len, path)
 }
 
 /// Parses IDX `bytes` (raw or gzip); `path` only names the file in errors.
@@ -48,17 +53,32 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
 /// # Errors
 /// As [`read_idx`].
 pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<Idx> {
+    parse_reader(bytes, bytes.len() as u64, path)
+}
+
+/// Parses `len` bytes of IDX from `reader`, gunzipping them first when they start with the
+/// gzip magic.
+fn parse_reader(mut reader: impl BufRead, len: u64, path: &Path) -> Result<Idx> {
     let invalid = |what: String| Error::Idx {
         path: path.to_path_buf(),
         what,
     };
-    if bytes.starts_with(&GZIP_MAGIC) {
-        parse_stream(GzDecoder::new(bytes), None, path).map_err(|e| match e {
-            Error::Io { source, .. } => invalid(format!("corrupt gzip data: {source}")),
-            other => other,
-        })
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.starts_with(&GZIP_MAGIC) {
+        let corrupt = |source| invalid(format!("corrupt gzip data: {source}"));
+        let mut decoder = GzDecoder::new(reader);
+        match parse_stream(&mut decoder, None, path) {
+            Err(Error::Io { source, .. }) => Err(corrupt(source)),
+            // A payload of the wrong length may be the work of a corrupt stream: its checksum,
+            // at the end, tells (read to the end without keeping anything).
+            Err(mismatch) => match std::io::copy(&mut decoder, &mut std::io::sink()) {
+                Err(source) => Err(corrupt(source)),
+                Ok(_) => Err(mismatch),
+            },
+            parsed => parsed,
+        }
     } else {
-        parse_stream(bytes, Some(bytes.len() as u64), path)
+        parse_stream(reader, Some(len), path)
     }
 }
 
@@ -121,12 +141,14 @@ fn parse_stream(mut stream: impl Read, len: Option<u64>, path: &Path) -> Result<
 
     let header_len = 4 + 4 * ndim as u64;
     if let Some(len) = len {
-        let found = len - header_len;
+        let found = len.saturating_sub(header_len);
         if found != expected {
             return Err(invalid(length_mismatch(&dims, expected, found)));
         }
     }
-    let mut data = Vec::new();
+    // The exact size once the real length has confirmed it (one more byte shows trailing
+    // data); grown as the bytes arrive otherwise.
+    let mut data = Vec::with_capacity(len.map_or(0, |_| expected as usize + 1));
     stream
         .take(expected + 1)
         .read_to_end(&mut data)
@@ -284,5 +306,24 @@ mod tests {
         bytes.truncate(n - 3);
         let msg = parse(&bytes).unwrap_err().to_string();
         assert!(msg.starts_with("x.idx: corrupt gzip data: "), "{msg}");
+    }
+
+    #[test]
+    fn a_corrupt_stream_of_the_wrong_length_is_called_corrupt_not_mislabelled() {
+        // Every byte of the deflate data flipped in turn, the stream otherwise whole: whatever
+        // length comes out, the checksum at the end says the stream is corrupt.
+        let good = gzip(&encode_idx(
+            &[2, 50],
+            &(0..100).map(|i| i as u8).collect::<Vec<_>>(),
+        ));
+        for at in 10..good.len() - 8 {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x55;
+            let msg = parse(&bytes).unwrap_err().to_string();
+            assert!(
+                msg.starts_with("x.idx: corrupt gzip data: "),
+                "byte {at}: {msg}"
+            );
+        }
     }
 }

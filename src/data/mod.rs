@@ -21,7 +21,7 @@ mod idx;
 pub use batch::{Batch, Sampler, Sampling, one_hot};
 pub use catalog::{FILE_NAMES, Known, cache_dir, files_in};
 pub use dataset::{Dataset, Split};
-pub use digitize::{digitize, digitize_file};
+pub use digitize::{digitize, digitize_bytes, digitize_file};
 #[cfg(feature = "download")]
 pub use download::fetch;
 pub use idx::{Idx, encode_idx, parse_idx, read_idx};

@@ -47,7 +47,11 @@ impl Window {
     /// the padded image or the stride is 0.
     pub fn output_size(&self, (h, w): (usize, usize)) -> Option<(usize, usize)> {
         let along = |size: usize, window: usize| {
-            let span = (size + 2 * self.pad).checked_sub(window)?;
+            let span = self
+                .pad
+                .checked_mul(2)?
+                .checked_add(size)?
+                .checked_sub(window)?;
             (self.stride > 0).then(|| span / self.stride + 1)
         };
         Some((along(h, self.height)?, along(w, self.width)?))

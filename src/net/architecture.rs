@@ -7,7 +7,11 @@ use std::fmt;
 use ndarray::NdFloat;
 
 use super::{DeepConvNet, MultiLayerNet, Sequential, SimpleConvNet};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The most parameters a net may have (2²⁸, 1 GiB of `f32`): a spec asking for more is
+/// refused before anything is allocated.
+pub const MAX_PARAMS: usize = 1 << 28;
 
 /// A net's architecture, buildable from a seed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,8 +38,25 @@ impl Architecture {
     /// Builds the net with weights drawn from `seed`.
     ///
     /// # Errors
-    /// When the architecture's options are invalid or its layers do not fit its input.
+    /// When the architecture's options are invalid, its layers do not fit its input, or it
+    /// has more than [`MAX_PARAMS`] parameters (checked before anything is allocated).
     pub fn build<A: NdFloat>(&self, seed: u64) -> Result<Sequential<A>> {
+        match self.param_count() {
+            Some(n) if n <= MAX_PARAMS => {}
+            Some(n) => {
+                return Err(Error::Invalid(format!(
+                    "net {} has {n} parameters, more than the {MAX_PARAMS} this crate builds \
+                     (training keeps several copies of them in memory); choose smaller layers",
+                    self.layout(),
+                )));
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "net {}: its layers do not fit its input, or it has more than 2^64 parameters",
+                    self.layout(),
+                )));
+            }
+        }
         match self {
             Architecture::Mlp(net) => {
                 net.validate()?;
@@ -53,7 +74,9 @@ impl Architecture {
     pub fn param_count(&self) -> Option<usize> {
         let affine = |i: usize, o: usize| i.checked_mul(o)?.checked_add(o);
         let conv = |fn_: usize, c: usize, k: usize| {
-            fn_.checked_mul(c)?.checked_mul(k * k)?.checked_add(fn_)
+            fn_.checked_mul(c)?
+                .checked_mul(k.checked_mul(k)?)?
+                .checked_add(fn_)
         };
         let side = |size: usize, window: usize, stride: usize, pad: usize| {
             crate::layers::Window {
@@ -125,7 +148,9 @@ impl Architecture {
         match self {
             Architecture::Mlp(net) => net.sizes.inputs(),
             Architecture::SimpleConv(SimpleConvNet { input, .. })
-            | Architecture::DeepConv(DeepConvNet { input, .. }) => input.0 * input.1 * input.2,
+            | Architecture::DeepConv(DeepConvNet { input, .. }) => {
+                input.0.saturating_mul(input.1).saturating_mul(input.2)
+            }
         }
     }
 
@@ -161,6 +186,27 @@ impl fmt::Display for Architecture {
 mod tests {
     use super::*;
     use crate::net::{Init, NetSpec};
+
+    #[test]
+    fn a_net_too_large_to_build_is_refused_before_allocating() {
+        let huge = Architecture::Mlp(MultiLayerNet::new("784-1000000-1000-10".parse().unwrap()));
+        assert_eq!(
+            huge.build::<f32>(0).unwrap_err().to_string(),
+            "net 784-1000000-1000-10 has 1785011010 parameters, more than the 268435456 \
+             this crate builds (training keeps several copies of them in memory); choose smaller layers"
+        );
+        let overflowing = Architecture::SimpleConv(SimpleConvNet {
+            filters: usize::MAX / 2,
+            ..SimpleConvNet::new((1, 28, 28), 10)
+        });
+        assert!(
+            overflowing
+                .build::<f32>(0)
+                .unwrap_err()
+                .to_string()
+                .ends_with("its layers do not fit its input, or it has more than 2^64 parameters")
+        );
+    }
 
     #[test]
     fn param_count_matches_the_built_net() {

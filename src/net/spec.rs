@@ -42,6 +42,13 @@ impl NetSpec {
         Ok(NetSpec { sizes })
     }
 
+    /// The book's net of chapter 5: `784-50-10`.
+    pub fn book() -> Self {
+        NetSpec {
+            sizes: vec![784, 50, 10],
+        }
+    }
+
     /// The layer sizes, input first.
     pub fn sizes(&self) -> &[usize] {
         &self.sizes

@@ -42,10 +42,7 @@ pub fn run(args: &Args) -> super::Outcome {
     for rep in 0..args.reps as u64 {
         let r = backprop::bench::run(args.workload, &data, rep, load_s)?;
         if args.json {
-            println!(
-                "{}",
-                serde_json::to_string(&r).expect("a result serialises")
-            );
+            println!("{}", super::json(&r));
         } else {
             let accuracy = r
                 .final_test_acc

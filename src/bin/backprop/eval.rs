@@ -38,10 +38,7 @@ pub fn run(args: &Args) -> super::Outcome {
     };
     let result = evaluate(&mut net, split, data.classes());
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&result).expect("an evaluation serialises")
-        );
+        println!("{}", super::json(&result));
         return Ok(ExitCode::SUCCESS);
     }
     let correct: usize = (0..data.classes()).map(|c| result.confusion[c][c]).sum();

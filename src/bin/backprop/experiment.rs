@@ -9,7 +9,7 @@ use backprop::experiments::{self, LossCurve, LossRace, SearchConfig};
 use backprop::net::{Activation, Init, MultiLayerNet};
 use backprop::optim::OptimizerKind;
 use backprop::plot::{Chart, Series, histograms, line_charts, moving_average};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -325,10 +325,9 @@ pub fn run(args: &Args) -> super::Outcome {
                     Some(*trials as u64),
                     ProgressDrawTarget::stderr(),
                 );
-                bar.set_style(
-                    ProgressStyle::with_template("{bar:30} {pos}/{len} trials  {msg}  eta {eta}")
-                        .expect("a valid template"),
-                );
+                bar.set_style(super::progress_style(
+                    "{bar:30} {pos}/{len} trials  {msg}  eta {eta}",
+                ));
                 bar
             };
             let threads = backprop::linalg::threads();

@@ -1,6 +1,6 @@
 //! `backprop`: the command-line tool. Parses flags, calls the library, prints.
 
-#![deny(clippy::unwrap_used)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod apple;
 mod bench;
@@ -87,10 +87,35 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line, even when a library's message (an image decoder's) spans several.
+            let text = e.to_string();
+            let parts: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("error: {}", parts.join(" "));
             ExitCode::FAILURE
         }
     }
+}
+
+/// `value` as one line of JSON.
+#[allow(
+    clippy::expect_used,
+    reason = "the values printed are plain records of numbers and strings, which always serialise"
+)]
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("a plain record serialises")
+}
+
+/// A progress-bar style from one of this tool's templates.
+#[allow(
+    clippy::expect_used,
+    reason = "the templates are constants of this tool, all valid"
+)]
+fn progress_style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template).expect("a valid template")
 }
 
 /// What a command returns: an exit code, or an error printed as one line.

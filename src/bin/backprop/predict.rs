@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> super::Outcome {
         let side = (info.net.inputs() as f64).sqrt().round() as usize;
         (side, side)
     });
-    if rows * cols != info.net.inputs() {
+    if rows.checked_mul(cols) != Some(info.net.inputs()) {
         return Err(Error::Model {
             path: args.model.clone(),
             what: format!(

@@ -8,13 +8,16 @@ use std::process::ExitCode;
 
 use backprop::Error;
 use backprop::data::{Dataset, Known, Sampling};
-use backprop::io::{ModelInfo, PIXEL_NORMALISATION, TensorFile, save_model, write_atomically};
+use backprop::io::{
+    ModelInfo, PIXEL_NORMALISATION, TensorFile, encode_model, remove_stale_temporaries,
+    write_atomically, write_together,
+};
 use backprop::net::{
     Activation, Architecture, DeepConvNet, Init, MultiLayerNet, NetSpec, SimpleConvNet,
 };
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, Record, TrainConfig, Trainer};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget};
 
 /// The settings of a run that a checkpoint must remember to continue it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -158,6 +161,10 @@ pub fn run(args: &Args) -> super::Outcome {
         }
     };
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    // A run killed while writing leaves its temporary files; they hold nothing to keep.
+    remove_stale_temporaries(&out)?;
+    // A folder that cannot be written is found now, not after hours of training.
+    tempfile::tempfile_in(&out).map_err(|e| Error::io(&out, e))?;
     let info = ModelInfo {
         net: settings.net.clone(),
         normalisation: PIXEL_NORMALISATION.into(),
@@ -209,17 +216,14 @@ pub fn run(args: &Args) -> super::Outcome {
         Event::Evaluated(r) => {
             bar.suspend(|| print_record(r));
             if let Some(log) = log.as_mut() {
-                let line = serde_json::to_string(r).expect("a record serialises");
+                let line = super::json(r);
                 if let Err(e) = writeln!(log, "{line}") {
                     log_error.get_or_insert(e);
                 }
             }
         }
     };
-    let extra = HashMap::from([(
-        "run".to_string(),
-        serde_json::to_string(&settings).expect("settings serialise"),
-    )]);
+    let extra = HashMap::from([("run".to_string(), super::json(&settings))]);
     let every = args.checkpoint_every.unwrap_or(usize::MAX);
     let mut result = Ok(());
     while result.is_ok() && trainer.iteration() < config.iters {
@@ -233,10 +237,28 @@ pub fn run(args: &Args) -> super::Outcome {
     }
     bar.finish_and_clear();
 
-    write_metrics(&out, trainer.history())?;
-    backprop::plot::training_curves(&out.join("curves.png"), trainer.losses(), trainer.history())?;
-    result?;
-    save_model(&out.join("model.safetensors"), &mut trainer.net, &info)?;
+    // The results are written as one set: a failure leaves the previous set untouched.
+    let (metrics, curves) = (out.join("metrics.csv"), out.join("curves.png"));
+    let csv = metrics_csv(trainer.history());
+    let png = backprop::plot::training_curves(&curves, trainer.losses(), trainer.history())?;
+    let mut results: Vec<(&Path, &[u8])> = vec![(&metrics, csv.as_bytes()), (&curves, &png)];
+    match result {
+        Ok(()) => {}
+        // A checkpoint that could not be written: so would the results be.
+        Err(e @ Error::Io { .. }) => return Err(e),
+        Err(e) => {
+            // The curves up to where the run stopped (diverged) are kept when they can be; the
+            // error that stopped it is the one reported.
+            let _ = write_together(&results);
+            return Err(e);
+        }
+    }
+    let (model_path, model) = (
+        out.join("model.safetensors"),
+        encode_model(&mut trainer.net, &info),
+    );
+    results.push((&model_path, &model));
+    write_together(&results)?;
     if let (Some(path), Some(log)) = (&args.log, log.as_mut()) {
         if let Some(e) = log_error.take().or_else(|| log.flush().err()) {
             return Err(Error::io(path, e));
@@ -293,10 +315,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
     let classes = data.classes();
     let net = match args.model {
         ModelArg::Mlp => Architecture::Mlp(MultiLayerNet {
-            sizes: args
-                .net
-                .clone()
-                .unwrap_or_else(|| NetSpec::new(vec![784, 50, 10]).expect("a valid spec")),
+            sizes: args.net.clone().unwrap_or_else(NetSpec::book),
             activation: args.activation.unwrap_or(Activation::Relu),
             init: args.init.unwrap_or(Init::Std(0.01)),
             batch_norm: args.batch_norm,
@@ -356,7 +375,9 @@ fn resume_input(dir: &Path) -> Result<Input, Error> {
 
 fn config_from(args: &Args, data: &Dataset) -> TrainConfig {
     let iters_per_epoch = (data.train.len() / args.batch).max(1);
-    let iters = args.epochs.map_or(args.iters, |e| e * iters_per_epoch);
+    let iters = args
+        .epochs
+        .map_or(args.iters, |e| e.saturating_mul(iters_per_epoch));
     TrainConfig {
         iters,
         batch: args.batch,
@@ -377,7 +398,7 @@ fn print_record(r: &Record) {
 }
 
 /// `metrics.csv`: one row per evaluation.
-fn write_metrics(out: &Path, history: &[Record]) -> Result<(), Error> {
+fn metrics_csv(history: &[Record]) -> String {
     let mut csv = String::from("epoch,iter,loss,train_acc,test_acc,elapsed_s\n");
     for r in history {
         csv.push_str(&format!(
@@ -385,7 +406,7 @@ fn write_metrics(out: &Path, history: &[Record]) -> Result<(), Error> {
             r.epoch, r.iter, r.loss, r.train_acc, r.test_acc, r.elapsed_s
         ));
     }
-    write_atomically(&out.join("metrics.csv"), csv.as_bytes())
+    csv
 }
 
 /// `runs/YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`, … when taken.
@@ -410,17 +431,14 @@ fn default_out_dir() -> PathBuf {
         rem / 60 % 60,
         rem % 60
     );
-    let base = Path::new("runs").join(&stamp);
-    (1..)
-        .map(|n| {
-            if n == 1 {
-                base.clone()
-            } else {
-                Path::new("runs").join(format!("{stamp}-{n}"))
-            }
-        })
-        .find(|p| !p.exists())
-        .expect("some suffix is free")
+    let mut dir = Path::new("runs").join(&stamp);
+    for n in 2.. {
+        if !dir.exists() {
+            break;
+        }
+        dir = Path::new("runs").join(format!("{stamp}-{n}"));
+    }
+    dir
 }
 
 fn progress_bar(len: u64, start: u64, quiet: bool) -> ProgressBar {
@@ -428,10 +446,9 @@ fn progress_bar(len: u64, start: u64, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} it  {per_sec}  loss {msg}  eta {eta}")
-            .expect("a valid template"),
-    );
+    bar.set_style(super::progress_style(
+        "{bar:30} {pos}/{len} it  {per_sec}  loss {msg}  eta {eta}",
+    ));
     bar.set_position(start);
     bar.reset_eta();
     bar

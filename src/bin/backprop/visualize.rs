@@ -113,13 +113,11 @@ pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
         .take(args.count)
         .map(|&(i, t, p)| {
             println!("  image {i:>5}: true {}, predicted {}", name(t), name(p));
-            let pixels = data
-                .test
-                .images
-                .row(i)
-                .mapv(|v| f64::from(v) / 255.0)
-                .into_shape_with_order((data.test.rows, data.test.cols))
-                .expect("rows · cols pixels");
+            let image = data.test.images.row(i);
+            let cols = data.test.cols;
+            let pixels = ndarray::Array2::from_shape_fn((data.test.rows, cols), |(r, c)| {
+                f64::from(image[r * cols + c]) / 255.0
+            });
             Tile {
                 caption: format!("t:{} p:{}", name(t), name(p)),
                 pixels,
