@@ -204,8 +204,8 @@ fn predict_refuses_every_bad_picture_before_printing_anything() {
 }
 
 /// A data folder of three 28×28 training and test images, with `bad` (a corpus file) in place
-/// of the training images.
-fn data_folder_with(bad: &str) -> tempfile::TempDir {
+/// of the training images; and the path the bad file has there.
+fn data_folder_with(bad: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let images = encode_idx(&[3, 28, 28], &[7; 3 * 28 * 28]);
     let labels = encode_idx(&[3], &[1, 2, 3]);
@@ -218,8 +218,9 @@ fn data_folder_with(bad: &str) -> tempfile::TempDir {
     } else {
         "train-images-idx3-ubyte"
     };
-    std::fs::copy(corpus(&format!("idx/{bad}")), dir.path().join(name)).unwrap();
-    dir
+    let file = dir.path().join(name);
+    std::fs::copy(corpus(&format!("idx/{bad}")), &file).unwrap();
+    (dir, file)
 }
 
 #[test]
@@ -261,18 +262,12 @@ fn every_command_that_reads_data_refuses_every_bad_idx_file() {
     ];
     let model = corpus("model/good.safetensors");
     for (bad, why) in cases {
-        let data = data_folder_with(bad);
+        let (data, file) = data_folder_with(bad);
         let dir = data.path().to_str().unwrap();
-        let file = data.path().join(if bad.ends_with(".gz") {
-            "train-images-idx3-ubyte.gz"
-        } else {
-            "train-images-idx3-ubyte"
-        });
-        let message = format!("{}: {why}", file.display());
-        refused_everywhere(dir, &model, &message);
+        refused_everywhere(dir, &model, &format!("{}: {why}", file.display()));
     }
     // Images of another size than the test images: a data set, not a file, is wrong.
-    let data = data_folder_with("small-images");
+    let (data, _) = data_folder_with("small-images");
     let dir = data.path().to_str().unwrap();
     refused_everywhere(
         dir,

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use image::imageops::{FilterType, resize};
-use image::{ImageBuffer, Luma};
+use image::{ImageBuffer, ImageDecoder, Luma};
 
 use crate::error::{Error, Result};
 
@@ -51,12 +51,15 @@ pub fn digitize_file(path: &Path, rows: usize, cols: usize) -> Result<Vec<u8>> {
 /// 16384 pixels on a side, or it shows no digit.
 pub fn digitize_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>, String> {
     let unreadable = |e: image::ImageError| format!("not a readable PNG or JPEG image ({e})");
-    let reader = || {
-        image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| unreadable(e.into()))
-    };
-    let (w, h) = reader()?.into_dimensions().map_err(unreadable)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| unreadable(e.into()))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    // The decoder has read the header only: the size is known before any pixel is decoded.
+    let decoder = reader.into_decoder().map_err(unreadable)?;
+    let (w, h) = decoder.dimensions();
     if w > MAX_SIDE || h > MAX_SIDE || u64::from(w) * u64::from(h) > MAX_PIXELS {
         return Err(format!(
             "the picture is {w}×{h} pixels, larger than this command reads \
@@ -64,13 +67,9 @@ pub fn digitize_bytes(bytes: &[u8], rows: usize, cols: usize) -> Result<Vec<u8>,
             MAX_PIXELS as f64 / 1e6
         ));
     }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    let mut decoder = reader()?;
-    decoder.limits(limits);
-    let grey = decoder.decode().map_err(unreadable)?.to_luma32f();
+    let grey = image::DynamicImage::from_decoder(decoder)
+        .map_err(unreadable)?
+        .to_luma32f();
     digitize(&grey).map(|img| fit(&img, rows, cols))
 }
 
