@@ -1,6 +1,8 @@
 //! Criterion benches of the hot kernels: matrix products, the affine layer's
 //! forward and backward, softmax-with-loss, batch gathering, im2col, and the convolution and
-//! pooling layers. Shapes are those of the benchmark workloads (W1/W2: batch 100,
+//! pooling layers; and of whole passes, where kernels slow each other down (a product that
+//! leaves the CPU's vector state dirty slows the softmax after it): a W2 training step and
+//! an evaluation of the 10,000 test images. Shapes are those of the benchmark workloads (W1/W2: batch 100,
 //! 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10; W4: SimpleConvNet, batch 100) and of
 //! DeepConvNet's widest convolution.
 //!
@@ -14,6 +16,9 @@ use backprop::layers::{
     Affine, Convolution, Layer, Mode, Pooling, SoftmaxWithLoss, Window, im2col,
 };
 use backprop::linalg::matmul;
+use backprop::net::{Init, MultiLayerNet};
+use backprop::optim::{Optimizer, OptimizerKind, OptimizerSpec};
+use backprop::train::evaluate;
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -98,6 +103,30 @@ fn loss_and_gather(c: &mut Criterion) {
     });
 }
 
+fn passes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pass");
+    let data = backprop::data::load(Some(Known::Mnist), None).expect("MNIST is built in");
+    let mut net = MultiLayerNet {
+        init: Init::Std(0.01),
+        ..MultiLayerNet::new("784-50-10".parse().expect("a valid spec"))
+    }
+    .build::<f32>(0);
+    let batch = mnist_batch(100);
+    let targets = Targets::Indices(batch.t.clone());
+    let mut sgd = OptimizerSpec::new(OptimizerKind::Sgd).with_lr(0.1).build();
+    group.bench_function("W2 step: gradient + SGD, 784-50-10, batch 100", |b| {
+        b.iter(|| {
+            let loss = net.gradient(batch.x.view().into_dyn(), &targets);
+            sgd.update(net.params_mut());
+            loss
+        })
+    });
+    group.bench_function("evaluate 784-50-10 on 10,000 test images", |b| {
+        b.iter(|| evaluate(&net, &data.test, 10).accuracy)
+    });
+    group.finish();
+}
+
 fn convolution(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -155,5 +184,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather, convolution }
+criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather, passes, convolution }
 criterion_main!(benches);

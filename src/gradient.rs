@@ -272,6 +272,7 @@ mod tests {
     #[test]
     fn a_wrong_backward_fails_the_check() {
         /// Claims y = 2x but differentiates as if y = x.
+        #[derive(Clone)]
         struct Wrong;
         impl Layer<f64> for Wrong {
             fn kind(&self) -> &'static str {

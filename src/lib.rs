@@ -69,10 +69,13 @@
 //!
 //! Products run on faer's GEMM ([`linalg::matmul`]), chosen by measurement on this project's
 //! shapes; transposed operands are strided views, never copies. A net's first layer skips
-//! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered, and evaluation
-//! runs in chunks of [`net::Sequential::eval_rows`] rows, so the book's run peaks near 80 MB. Products
-//! above 16 M multiply-adds are split across threads in blocks fixed by the shape alone, so
-//! the same seed gives the same bits at any `--threads`. Convolutions run image by image on
+//! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered (the next
+//! batch's images are prefetched while the current one is computed), and evaluation runs in
+//! blocks of [`net::Sequential::eval_rows`] rows shared among the cores, each with its own
+//! copy of the net, so the book's run peaks near 70 MB. Products above 16 M multiply-adds are
+//! split across threads in blocks fixed by the shape alone, so the same seed gives the same
+//! bits at any `--threads`; after each product the AVX registers' upper halves are cleared,
+//! or every SSE instruction after it would stall. Convolutions run image by image on
 //! transposed im2col buffers kept from pass to pass, the images of a batch shared among the
 //! cores, with `∂L/∂W` summed in fixed groups of images so that the bits do not depend on the
 //! thread count either; ReLU and 2×2 max pooling are written with selects rather than

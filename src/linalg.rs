@@ -10,9 +10,12 @@
 //! order, so `--threads 1` and `--threads 2` give the same bits.
 //!
 //! Threads are scoped to each large product rather than kept in a pool: a pool's idle
-//! workers spin before they sleep, and on a two-core machine that spinning took CPU time
-//! from the single-threaded passes between products (measured: softmax over the evaluation
-//! scores ran 25× slower right after a pooled product than on a quiet core).
+//! workers spin before they sleep, and on a two-core machine that spinning takes CPU time
+//! from the single-threaded passes between products.
+//!
+//! After every faer product the upper halves of the AVX registers are cleared
+//! (`vzeroupper`): left dirty, they made every legacy-SSE instruction that
+//! followed stall (softmax right after a product ran up to 25× slower than on its own).
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,15 +85,16 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     });
 }
 
-/// Rows per block when splitting `rows` rows: depends only on the shape, never on the thread
-/// count, so results are the same whatever the thread count.
-fn block_rows(rows: usize) -> usize {
-    rows.div_ceil(8).next_multiple_of(8).clamp(16, 512)
+/// Rows (or columns) per block when splitting a side of `len`: depends only on the shape,
+/// never on the thread count, so results are the same whatever the thread count.
+fn block_len(len: usize) -> usize {
+    len.div_ceil(8).next_multiple_of(8).clamp(16, 512)
 }
 
 /// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
 ///
-/// Large products are split into row blocks shared among scoped threads that exist only for
+/// Large products are split into blocks of rows (or of columns, when `C` is wider than it is
+/// tall) shared among scoped threads that exist only for
 /// the product: no worker spins waiting for work afterwards, which on two cores would slow
 /// the element-wise passes that follow.
 ///
@@ -112,28 +116,42 @@ pub fn matmul<A: NdFloat>(
         b.shape(),
         c.shape()
     );
+    // Split the longer side of C, so that each block still has a wide product to do and
+    // packs only its own part of the other operand.
+    let along_rows = m >= n;
+    let (side, block) = if along_rows {
+        (m, block_len(m))
+    } else {
+        (n, block_len(n))
+    };
     let threads = threads();
-    let rows = block_rows(m);
-    if threads == 1 || m * k * n < PARALLEL_MIN_WORK || m <= rows {
+    if threads == 1 || m * k * n < PARALLEL_MIN_WORK || side <= block {
         return gemm_seq(a, b, c, accumulate);
     }
-    let mut blocks: Vec<_> = c
-        .axis_chunks_iter_mut(Axis(0), rows)
-        .zip(a.axis_chunks_iter(Axis(0), rows))
-        .collect();
+    let mut blocks: Vec<_> = if along_rows {
+        c.axis_chunks_iter_mut(Axis(0), block)
+            .zip(a.axis_chunks_iter(Axis(0), block))
+            .map(|(c, a)| (a, b, c))
+            .collect()
+    } else {
+        c.axis_chunks_iter_mut(Axis(1), block)
+            .zip(b.axis_chunks_iter(Axis(1), block))
+            .map(|(c, b)| (a, b, c))
+            .collect()
+    };
     let per_thread = blocks.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let mut groups = blocks.chunks_mut(per_thread);
         let own = groups.next().expect("at least one block");
         for group in groups {
             scope.spawn(move || {
-                for (c, a) in group {
-                    gemm_seq(a.view(), b, c.view_mut(), accumulate);
+                for (a, b, c) in group {
+                    gemm_seq(a.view(), b.view(), c.view_mut(), accumulate);
                 }
             });
         }
-        for (c, a) in own {
-            gemm_seq(a.view(), b, c.view_mut(), accumulate);
+        for (a, b, c) in own {
+            gemm_seq(a.view(), b.view(), c.view_mut(), accumulate);
         }
     });
 }
@@ -154,13 +172,36 @@ fn gemm_seq<A: NdFloat>(
     if TypeId::of::<A>() == TypeId::of::<f32>() {
         // SAFETY: A is f32, so the views have the element type they are cast to.
         unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+        clear_upper_registers();
     } else if TypeId::of::<A>() == TypeId::of::<f64>() {
         // SAFETY: A is f64.
         unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+        clear_upper_registers();
     } else {
         let beta = if accumulate { A::one() } else { A::zero() };
         ndarray::linalg::general_mat_mul(A::one(), &a, &b, beta, &mut c);
     }
+}
+
+/// Clears the upper halves of the AVX registers (`vzeroupper`).
+///
+/// faer's x86 kernels (generated assembly) return with them dirty, and while they are, every
+/// legacy-SSE instruction after them (most of this crate and libm's `expf`, compiled for plain
+/// x86-64) pays a state-transition stall. Measured on W2: softmax with its 1,000 `exp` calls
+/// took 25% of a training step before this call, about 1% after.
+fn clear_upper_registers() {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU has AVX, checked just above.
+        unsafe { zero_upper() }
+    }
+}
+
+/// `vzeroupper`, for [`clear_upper_registers`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn zero_upper() {
+    std::arch::x86_64::_mm256_zeroupper();
 }
 
 /// Reinterprets a view's element type.
@@ -268,6 +309,7 @@ mod tests {
         let x = random((600, 257), 4, 0.0).mapv(|v| v as f32);
         let w = random((257, 131), 5, -10.0).mapv(|v| v as f32);
         let dy = random((600, 131), 6, -10.0).mapv(|v| v as f32);
+        let x_t = x.t().as_standard_layout().into_owned();
         // Other tests in this process may run meanwhile: they only get another speed.
         let run = |threads: usize| {
             set_threads(threads);
@@ -275,7 +317,12 @@ mod tests {
             matmul(x.view(), w.view(), y.view_mut(), false);
             let mut dw = Array2::zeros((257, 131));
             matmul(x.t(), dy.view(), dw.view_mut(), false);
-            (y, dw)
+            // wider than tall, so split by columns; B row-major and transposed
+            let mut wide = Array2::zeros((131, 600));
+            matmul(w.t(), x_t.view(), wide.view_mut(), false);
+            let mut wide_t = Array2::zeros((131, 600));
+            matmul(w.t(), x.t(), wide_t.view_mut(), false);
+            (y, dw, wide, wide_t)
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(3));

@@ -15,11 +15,12 @@ use std::time::Instant;
 
 use ndarray::NdFloat;
 
-use crate::data::{Batch, Dataset, Sampler, Sampling, Split};
+use crate::data::{Batch, Dataset, Sampler, Sampling, Split, prefetch};
 use crate::error::{Error, Result};
 use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
 use crate::io::{ModelInfo, TensorFile};
 use crate::layers::Mode;
+use crate::linalg;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
 
@@ -98,42 +99,81 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Runs `net` in inference mode over all of `split`, [`Sequential::eval_rows`] rows at a
-/// time, handing `f` each chunk's scores `(rows, classes)` and labels: memory is bounded
-/// whatever the split size (about 13 MB of buffers for an MLP), while each product stays
-/// large enough to use two threads.
-pub fn for_each_chunk<A: NdFloat>(
-    net: &mut Sequential<A>,
+/// Runs `net` in inference mode over all of `split` in blocks of [`Sequential::eval_rows`]
+/// rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
+///
+/// The blocks are shared among the kernel threads ([`crate::linalg::threads`]), each with its
+/// own copy of the net and its kernels on that thread alone; every block is computed the same
+/// way whatever thread runs it, so results do not depend on the thread count. Memory is a
+/// block's buffers per thread, whatever the split size (about 2 MB for an MLP).
+pub fn map_blocks<A: NdFloat, R: Send>(
+    net: &Sequential<A>,
     split: &Split,
-    mut f: impl FnMut(&mut ndarray::Array2<A>, &[usize]),
-) {
-    let mut batch = Batch::<A>::default();
-    let indices: Vec<usize> = (0..split.len()).collect();
-    for chunk in indices.chunks(net.eval_rows()) {
-        batch.gather(split, chunk);
-        let mut scores = net.predict(batch.x.view().into_dyn(), Mode::Eval);
-        f(&mut scores, &batch.t);
-    }
+    f: impl Fn(&mut ndarray::Array2<A>, &[usize]) -> R + Sync,
+) -> Vec<R> {
+    let rows = net.eval_rows();
+    let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
+    let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
+    let per_thread = starts.len().div_ceil(linalg::threads()).max(1);
+    let jobs: Vec<_> = starts
+        .chunks(per_thread)
+        .zip(results.chunks_mut(per_thread))
+        .collect();
+    linalg::parallel_each(jobs, |(starts, out)| {
+        linalg::one_thread_each(|| {
+            let mut net = net.clone();
+            let mut batch = Batch::<A>::default();
+            let mut indices = Vec::with_capacity(rows);
+            for (&start, slot) in starts.iter().zip(out) {
+                indices.clear();
+                indices.extend(start..(start + rows).min(split.len()));
+                batch.gather(split, &indices);
+                let mut scores = net.predict(batch.x.view().into_dyn(), Mode::Eval);
+                *slot = Some(f(&mut scores, &batch.t));
+            }
+        });
+    });
+    results.into_iter().flatten().collect()
 }
 
-/// Evaluates `net` on all of `split` (see [`for_each_chunk`]).
-pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usize) -> Evaluation {
-    let mut confusion = vec![vec![0; classes]; classes];
-    let (mut loss_sum, mut correct) = (0.0, 0);
-    for_each_chunk(net, split, |y, labels| {
-        for (row, &t) in y.rows().into_iter().zip(labels) {
-            let predicted = argmax(row.iter().copied());
-            confusion[t][predicted.min(classes - 1)] += 1;
-            correct += usize::from(predicted == t);
-        }
+/// A block's share of an [`Evaluation`].
+struct Counts {
+    correct: usize,
+    loss_sum: f64,
+    /// `(true, predicted)` per example.
+    pairs: Vec<(usize, usize)>,
+}
+
+/// Evaluates `net` on all of `split` (see [`map_blocks`]).
+pub fn evaluate<A: NdFloat>(net: &Sequential<A>, split: &Split, classes: usize) -> Evaluation {
+    let blocks = map_blocks(net, split, |y, labels| {
+        let pairs: Vec<(usize, usize)> = y
+            .rows()
+            .into_iter()
+            .zip(labels)
+            .map(|(row, &t)| (t, argmax(row.iter().copied())))
+            .collect();
         softmax_in_place(y);
-        // A copy of one chunk's labels; the loss layer keeps its own copy too.
+        // A copy of one block's labels; the loss layer keeps its own copy too.
         let targets = Targets::Indices(labels.to_vec());
         let mean = cross_entropy_error(y.view(), &targets)
             .to_f64()
             .unwrap_or(f64::NAN);
-        loss_sum += mean * labels.len() as f64;
+        Counts {
+            correct: pairs.iter().filter(|(t, p)| t == p).count(),
+            loss_sum: mean * labels.len() as f64,
+            pairs,
+        }
     });
+    let mut confusion = vec![vec![0; classes]; classes];
+    let (mut loss_sum, mut correct) = (0.0, 0);
+    for block in blocks {
+        for (t, predicted) in block.pairs {
+            confusion[t][predicted.min(classes - 1)] += 1;
+        }
+        correct += block.correct;
+        loss_sum += block.loss_sum;
+    }
     let n = split.len();
     Evaluation {
         accuracy: if n == 0 {
@@ -148,12 +188,14 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
 }
 
 /// The predicted class of every example of `split`, in order.
-pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<usize> {
-    let mut out = Vec::with_capacity(split.len());
-    for_each_chunk(net, split, |y, _| {
-        out.extend(y.rows().into_iter().map(|row| argmax(row.iter().copied())));
-    });
-    out
+pub fn predictions<A: NdFloat>(net: &Sequential<A>, split: &Split) -> Vec<usize> {
+    map_blocks(net, split, |y, _| {
+        y.rows()
+            .into_iter()
+            .map(|row| argmax(row.iter().copied()))
+            .collect::<Vec<_>>()
+    })
+    .concat()
 }
 
 /// A training run in progress: net, optimizer, data, schedule and position.
@@ -167,6 +209,8 @@ pub struct Trainer<'d, A: NdFloat, O> {
     sampler: Sampler,
     batch: Batch<A>,
     indices: Vec<usize>,
+    /// The indices of the next batch, prefetched.
+    upcoming: Vec<usize>,
     iter: usize,
     history: Vec<Record>,
     /// The mini-batch loss of every iteration so far (the book's `train_loss_list`).
@@ -223,6 +267,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             config,
             batch: Batch::default(),
             indices: Vec::with_capacity(config.batch),
+            upcoming: Vec::with_capacity(config.batch),
             iter: 0,
             history: Vec::new(),
             losses: Vec::new(),
@@ -284,6 +329,9 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             self.sampler
                 .next_batch(self.config.batch, &mut self.indices);
             self.batch.gather(&self.data.train, &self.indices);
+            // The next batch's images load while this one is computed.
+            self.sampler.upcoming(self.config.batch, &mut self.upcoming);
+            prefetch(&self.data.train, &self.upcoming);
             let targets = Targets::Indices(self.batch.t.clone());
             let loss = self.net.gradient(self.batch.x.view().into_dyn(), &targets);
             let loss = loss.to_f64().unwrap_or(f64::NAN);
@@ -308,8 +356,8 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
 
     fn evaluate_now(&mut self, elapsed_s: f64) -> Record {
         let classes = self.data.classes();
-        let train = evaluate(&mut self.net, &self.data.train, classes);
-        let test = evaluate(&mut self.net, &self.data.test, classes);
+        let train = evaluate(&self.net, &self.data.train, classes);
+        let test = evaluate(&self.net, &self.data.test, classes);
         let (sum, count) = std::mem::take(&mut self.loss_since_eval);
         Record {
             epoch: self.history.len(),

@@ -1,6 +1,8 @@
 //! Mini-batches: indices drawn by a seeded sampler, images gathered from `u8` storage and
 //! normalised to `[0, 1]` into a reusable float buffer.
 
+use std::any::TypeId;
+
 use ndarray::{Array2, NdFloat};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -55,6 +57,22 @@ impl Sampler {
     /// Whether there is nothing to sample from.
     pub fn is_empty(&self) -> bool {
         self.n == 0
+    }
+
+    /// The indices the next [`next_batch`](Self::next_batch) of `size` will give, without
+    /// moving on; with `ShuffledEpochs`, only those before the end of the permutation.
+    pub fn upcoming(&self, size: usize, out: &mut Vec<usize>) {
+        out.clear();
+        match self.sampling {
+            Sampling::WithReplacement => {
+                let mut rng = self.rng.clone();
+                out.extend((0..size).map(|_| rng.random_range(0..self.n)));
+            }
+            Sampling::ShuffledEpochs => {
+                let end = (self.next + size).min(self.order.len());
+                out.extend_from_slice(&self.order[self.next..end]);
+            }
+        }
     }
 
     /// Fills `out` with the indices of the next batch of `size`.
@@ -127,13 +145,54 @@ impl<A: NdFloat> Batch<A> {
     }
 }
 
-/// `dst[i] = src[i] / 255`, correctly rounded; compiled for AVX-512 and AVX2 as well and
-/// picked at run time.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+/// Asks the CPU to start loading the images `indices` of `split` into its caches, so that
+/// gathering them later does not wait for memory: the images of a batch are scattered over
+/// the whole set (47 MB for Fashion-MNIST's training split), and waiting for them took 17%
+/// of a W2 training step.
+pub fn prefetch(split: &Split, indices: &[usize]) {
+    #[cfg(target_arch = "x86_64")]
+    for &i in indices {
+        let image = split.images.row(i);
+        let Some(bytes) = image.as_slice() else {
+            return;
+        };
+        for line in bytes.chunks(64) {
+            // SAFETY: a prefetch only hints at an address, here one inside a live slice; it
+            // cannot fault and changes no state the program sees.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                    line.as_ptr().cast(),
+                );
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (split, indices);
+}
+
+/// `dst[i] = src[i] / 255`, correctly rounded.
+///
+/// For `f32` without a division (a division per pixel took 14% of a W2 training step): the
+/// product `p · (1/255)` in `f64` is within 2⁻⁵³ of `p / 255`, far closer than any `f32`
+/// rounding boundary, so rounding it to `f32` gives the correctly rounded quotient (checked
+/// for all 256 bytes in the tests).
 fn normalise<A: NdFloat>(src: &[u8], dst: &mut [A]) {
+    if TypeId::of::<A>() == TypeId::of::<f32>() {
+        // SAFETY: A is f32, so the slice has the element type it is cast to.
+        let dst = unsafe { &mut *(std::ptr::from_mut(dst) as *mut [f32]) };
+        return normalise_f32(src, dst);
+    }
     let scale = A::from(255u8).expect("255 fits");
     for (d, &p) in dst.iter_mut().zip(src) {
         *d = A::from(p).expect("a byte fits") / scale;
+    }
+}
+
+/// [`normalise`] for `f32`; compiled for AVX-512 and AVX2 as well and picked at run time.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn normalise_f32(src: &[u8], dst: &mut [f32]) {
+    for (d, &p) in dst.iter_mut().zip(src) {
+        *d = (f64::from(p) * (1.0 / 255.0)) as f32;
     }
 }
 
@@ -164,6 +223,18 @@ mod tests {
         batch.gather(&tiny_split(), &[1, 1, 0]);
         assert_eq!(batch.x, ndarray::array![[0.2, 0.4], [0.2, 0.4], [0.0, 1.0]]);
         assert_eq!(batch.t, vec![0, 0, 2]);
+    }
+
+    #[test]
+    fn every_byte_normalises_to_the_correctly_rounded_quotient() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        let (mut single, mut double) = (vec![0f32; 256], vec![0f64; 256]);
+        normalise(&bytes, &mut single);
+        normalise(&bytes, &mut double);
+        for p in 0..256 {
+            assert_eq!(single[p], p as f32 / 255.0, "byte {p}");
+            assert_eq!(double[p], p as f64 / 255.0, "byte {p}");
+        }
     }
 
     #[test]

@@ -102,8 +102,9 @@ pub struct Buffer<'a, A> {
 /// A layer of a net: `forward` computes its output, `backward` maps `∂L/∂out` to `∂L/∂in`
 /// and stores the gradients of its parameters.
 ///
-/// `Send` so that nets can move between threads.
-pub trait Layer<A: NdFloat>: Send {
+/// `Send + Sync` and cloneable (every `Clone` layer is, through [`CloneLayer`]) so that nets
+/// can move between threads and be copied for threads that evaluate side by side.
+pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
     /// The layer's kind, as the book names it (`"Affine"`, `"Relu"`); nets number it.
     fn kind(&self) -> &'static str;
 
@@ -146,6 +147,24 @@ pub trait Layer<A: NdFloat>: Send {
     /// after a perturbation: a unit that switched branch makes the numerical gradient wrong.
     fn branches(&self) -> Option<ArrayD<bool>> {
         None
+    }
+}
+
+/// A boxed copy of a layer; implemented for every layer that is `Clone`.
+pub trait CloneLayer<A: NdFloat> {
+    /// A copy of the layer, its caches included.
+    fn clone_layer(&self) -> Box<dyn Layer<A>>;
+}
+
+impl<A: NdFloat, L: Layer<A> + Clone + 'static> CloneLayer<A> for L {
+    fn clone_layer(&self) -> Box<dyn Layer<A>> {
+        Box::new(self.clone())
+    }
+}
+
+impl<A: NdFloat> Clone for Box<dyn Layer<A>> {
+    fn clone(&self) -> Self {
+        self.clone_layer()
     }
 }
 
