@@ -29,13 +29,15 @@ done
 [ -d "$WORK" ] || { cp -r ../shared/peers "$WORK"; chmod -R u+w "$WORK"; }
 cargo build --release --quiet
 OUT=$(mktemp --suffix=.jsonl)
+# One workload at a time, backprop then the peers, so that a drift in the machine's speed
+# (it is shared) lands on all of them alike.
 for w in $WORKLOADS; do
   echo "## backprop $w ..." >&2
   "$REPO/target/release/backprop" bench "$w" --reps "$REPS" --threads 2 --data-dir "$DATA_DIR" --json >> "$OUT"
+  (cd "$WORK" && ./run.sh --peers "$PEERS" --workloads "$w" --reps "$REPS" --data-dir "$DATA_DIR" >/dev/null)
+  LATEST=$(ls -t "$WORK"/results/raw/*.jsonl | head -1)
+  cat "$LATEST" >> "$OUT"
 done
-(cd "$WORK" && ./run.sh --peers "$PEERS" --workloads "$WORKLOADS" --reps "$REPS" --data-dir "$DATA_DIR" >/dev/null)
-LATEST=$(ls -t "$WORK"/results/raw/*.jsonl | head -1)
-cat "$LATEST" >> "$OUT"
 echo "raw results: $OUT" >&2
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; data: $DATA_DIR; reps: $REPS; threads: 2"
 python3 "$WORK/common/report.py" "$OUT"

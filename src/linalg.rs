@@ -57,9 +57,16 @@ pub fn threads() -> usize {
         return 1;
     }
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => cores(),
         n => n,
     }
+}
+
+/// The cores this process may use, asked once: asking reads the cgroup's CPU limits from
+/// `/sys` (several system calls), which, asked per product, took a third of a W2 step.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when

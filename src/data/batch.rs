@@ -254,6 +254,31 @@ mod tests {
     }
 
     #[test]
+    fn upcoming_foretells_the_next_batch_without_drawing_it() {
+        for sampling in [Sampling::WithReplacement, Sampling::ShuffledEpochs] {
+            let mut sampler = Sampler::new(sampling, 10, 5);
+            let (mut foretold, mut drawn, mut known) = (Vec::new(), Vec::new(), 0);
+            for _ in 0..6 {
+                sampler.upcoming(4, &mut foretold);
+                let before = sampler.clone();
+                sampler.upcoming(4, &mut foretold);
+                assert_eq!(sampler, before, "{sampling:?}: upcoming moved the sampler");
+                sampler.next_batch(4, &mut drawn);
+                // Across the end of a permutation only the part before it is known.
+                assert_eq!(foretold[..], drawn[..foretold.len()], "{sampling:?}");
+                known += foretold.len();
+            }
+            // With replacement every batch is known; shuffled (10 examples, batches of 4),
+            // what is left of the current permutation: 0 (none yet) + 4 + 2 + 4 + 4 + 0.
+            let expected = match sampling {
+                Sampling::WithReplacement => 24,
+                Sampling::ShuffledEpochs => 14,
+            };
+            assert_eq!(known, expected, "{sampling:?}");
+        }
+    }
+
+    #[test]
     fn a_seed_fixes_the_batches() {
         let draw = |seed| {
             let mut s = Sampler::new(Sampling::WithReplacement, 1000, seed);
