@@ -130,7 +130,7 @@ fn passes(c: &mut Criterion) {
         },
     );
     group.bench_function("evaluate 784-50-10 on 10,000 test images", |b| {
-        b.iter(|| evaluate(&net, &data.test, 10).accuracy)
+        b.iter(|| evaluate(&mut net, &data.test, 10).accuracy)
     });
     group.finish();
 }

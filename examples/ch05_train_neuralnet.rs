@@ -32,8 +32,8 @@ fn main() -> Result<(), backprop::Error> {
         optimizer.update(network.params_mut());
 
         if i % iter_per_epoch == 0 {
-            let train_acc = evaluate(&network, &mnist.train, 10).accuracy;
-            let test_acc = evaluate(&network, &mnist.test, 10).accuracy;
+            let train_acc = evaluate(&mut network, &mnist.train, 10).accuracy;
+            let test_acc = evaluate(&mut network, &mnist.test, 10).accuracy;
             println!("{train_acc:.4} {test_acc:.4}");
         }
     }

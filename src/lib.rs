@@ -71,8 +71,8 @@
 //! shapes; transposed operands are strided views, never copies. A net's first layer skips
 //! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered (the next
 //! batch's images are prefetched while the current one is computed), and evaluation runs in
-//! blocks of [`net::Sequential::eval_rows`] rows shared among the cores, each with its own
-//! copy of the net, so the book's run peaks near 70 MB. Products above 16 M multiply-adds are
+//! blocks of [`net::Sequential::eval_rows`] rows shared among the cores (a copy of the net
+//! for each thread besides the caller's), so the book's run peaks near 70 MB. Products above 16 M multiply-adds are
 //! split across threads in blocks fixed by the shape alone, so the same seed gives the same
 //! bits at any `--threads`; after each product the AVX registers' upper halves are cleared,
 //! or every SSE instruction after it would stall. Convolutions run image by image on

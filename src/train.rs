@@ -102,12 +102,13 @@ pub struct Evaluation {
 /// Runs `net` in inference mode over all of `split` in blocks of [`Sequential::eval_rows`]
 /// rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
 ///
-/// The blocks are shared among the kernel threads ([`crate::linalg::threads`]), each with its
-/// own copy of the net and its kernels on that thread alone; every block is computed the same
-/// way whatever thread runs it, so results do not depend on the thread count. Memory is a
-/// block's buffers per thread, whatever the split size (about 2 MB for an MLP).
+/// The blocks are shared among the kernel threads ([`crate::linalg::threads`]): the calling
+/// thread runs `net` itself, each other thread a copy of it, every one with its kernels on
+/// that thread alone. Each block is computed the same way whatever thread runs it, so results
+/// do not depend on the thread count. Memory is a block's buffers per thread (about 1 MB for
+/// an MLP) plus the copies, whatever the split size.
 pub fn map_blocks<A: NdFloat, R: Send>(
-    net: &Sequential<A>,
+    net: &mut Sequential<A>,
     split: &Split,
     f: impl Fn(&mut ndarray::Array2<A>, &[usize]) -> R + Sync,
 ) -> Vec<R> {
@@ -115,13 +116,8 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
     let per_thread = starts.len().div_ceil(linalg::threads()).max(1);
-    let jobs: Vec<_> = starts
-        .chunks(per_thread)
-        .zip(results.chunks_mut(per_thread))
-        .collect();
-    linalg::parallel_each(jobs, |(starts, out)| {
+    let run = |net: &mut Sequential<A>, starts: &[usize], out: &mut [Option<R>]| {
         linalg::one_thread_each(|| {
-            let mut net = net.clone();
             let mut batch = Batch::<A>::default();
             let mut indices = Vec::with_capacity(rows);
             for (&start, slot) in starts.iter().zip(out) {
@@ -132,6 +128,20 @@ pub fn map_blocks<A: NdFloat, R: Send>(
                 *slot = Some(f(&mut scores, &batch.t));
             }
         });
+    };
+    let mut groups = starts
+        .chunks(per_thread)
+        .zip(results.chunks_mut(per_thread));
+    let own = groups.next();
+    let others: Vec<_> = groups.map(|group| (net.clone(), group)).collect();
+    let run = &run;
+    std::thread::scope(|scope| {
+        for (mut copy, (starts, out)) in others {
+            scope.spawn(move || run(&mut copy, starts, out));
+        }
+        if let Some((starts, out)) = own {
+            run(net, starts, out);
+        }
     });
     results.into_iter().flatten().collect()
 }
@@ -145,7 +155,7 @@ struct Counts {
 }
 
 /// Evaluates `net` on all of `split` (see [`map_blocks`]).
-pub fn evaluate<A: NdFloat>(net: &Sequential<A>, split: &Split, classes: usize) -> Evaluation {
+pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usize) -> Evaluation {
     let blocks = map_blocks(net, split, |y, labels| {
         let pairs: Vec<(usize, usize)> = y
             .rows()
@@ -188,7 +198,7 @@ pub fn evaluate<A: NdFloat>(net: &Sequential<A>, split: &Split, classes: usize) 
 }
 
 /// The predicted class of every example of `split`, in order.
-pub fn predictions<A: NdFloat>(net: &Sequential<A>, split: &Split) -> Vec<usize> {
+pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<usize> {
     map_blocks(net, split, |y, _| {
         y.rows()
             .into_iter()
@@ -356,8 +366,8 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
 
     fn evaluate_now(&mut self, elapsed_s: f64) -> Record {
         let classes = self.data.classes();
-        let train = evaluate(&self.net, &self.data.train, classes);
-        let test = evaluate(&self.net, &self.data.test, classes);
+        let train = evaluate(&mut self.net, &self.data.train, classes);
+        let test = evaluate(&mut self.net, &self.data.test, classes);
         let (sum, count) = std::mem::take(&mut self.loss_since_eval);
         Record {
             epoch: self.history.len(),

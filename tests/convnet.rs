@@ -37,7 +37,7 @@ fn train_small(arch: &Architecture, iters: usize, dir: &Path) -> f64 {
         dataset: Some("mnist".into()),
     };
     save_model(&dir.join("model.safetensors"), &mut trainer.net, &info).unwrap();
-    evaluate(&trainer.net, &data.test, 10).accuracy
+    evaluate(&mut trainer.net, &data.test, 10).accuracy
 }
 
 #[test]

@@ -73,10 +73,11 @@ impl<A: NdFloat> Sequential<A> {
         self
     }
 
-    /// Rows per forward pass when evaluating many examples: 256, so that a pass's buffers
-    /// (1 MB of inputs for 784 pixels) stay in the core's cache.
+    /// Rows per forward pass when evaluating many examples: 256 for dense nets, so that a
+    /// pass's buffers (1 MB of inputs for 784 pixels) stay in the core's cache; 128 for nets
+    /// that take images, whose per-example activations (im2col rows) are larger.
     pub fn eval_rows(&self) -> usize {
-        256
+        if self.input_shape.is_some() { 128 } else { 256 }
     }
 
     /// Sets the L2 weight decay `λ` (0 turns it off).

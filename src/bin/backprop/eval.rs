@@ -30,13 +30,13 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> super::Outcome {
-    let (net, _, data) = model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
+    let (mut net, _, data) = model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
     let (split, split_name) = if args.train_split {
         (&data.train, "train")
     } else {
         (&data.test, "test")
     };
-    let result = evaluate(&net, split, data.classes());
+    let result = evaluate(&mut net, split, data.classes());
     if args.json {
         println!("{}", super::json(&result));
         return Ok(ExitCode::SUCCESS);

@@ -90,9 +90,9 @@ pub fn filters(args: &FilterArgs) -> super::Outcome {
 }
 
 pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
-    let (net, _, data) =
+    let (mut net, _, data) =
         super::eval::model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
-    let predicted = backprop::train::predictions(&net, &data.test);
+    let predicted = backprop::train::predictions(&mut net, &data.test);
     let wrong: Vec<(usize, usize, usize)> = predicted
         .iter()
         .zip(&data.test.labels)
