@@ -70,8 +70,10 @@ fn cores() -> usize {
 }
 
 /// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when
-/// there is one thread or one job). For work on disjoint parts of arrays, such as the images
-/// of a batch: each job writes only its own part, so the result does not depend on the split.
+/// there is one thread or one job): the calling thread runs the first group, scoped threads
+/// that exist only for this call the others. For work on disjoint parts of arrays, such as
+/// the images of a batch: each job writes only its own part, so the result does not depend
+/// on the split.
 pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     let threads = threads().min(jobs.len());
     if threads <= 1 {
@@ -80,6 +82,7 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     }
     let per_thread = jobs.len().div_ceil(threads);
     let mut jobs = jobs.into_iter();
+    let own: Vec<T> = jobs.by_ref().take(per_thread).collect();
     let f = &f;
     std::thread::scope(|scope| {
         loop {
@@ -89,6 +92,7 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
             }
             scope.spawn(move || group.into_iter().for_each(f));
         }
+        own.into_iter().for_each(f);
     });
 }
 
@@ -101,9 +105,9 @@ fn block_len(len: usize) -> usize {
 /// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
 ///
 /// Large products are split into blocks of rows (or of columns, when `C` is wider than it is
-/// tall) shared among scoped threads that exist only for
-/// the product: no worker spins waiting for work afterwards, which on two cores would slow
-/// the element-wise passes that follow.
+/// tall) shared among scoped threads that exist only for the product ([`parallel_each`]): no
+/// worker spins waiting for work afterwards, which on two cores would slow the element-wise
+/// passes that follow.
 ///
 /// # Panics
 /// When the shapes do not chain.
@@ -131,11 +135,10 @@ pub fn matmul<A: NdFloat>(
     } else {
         (n, block_len(n))
     };
-    let threads = threads();
-    if threads == 1 || m * k * n < PARALLEL_MIN_WORK || side <= block {
+    if threads() == 1 || m * k * n < PARALLEL_MIN_WORK || side <= block {
         return gemm_seq(a, b, c, accumulate);
     }
-    let mut blocks: Vec<_> = if along_rows {
+    let blocks: Vec<_> = if along_rows {
         c.axis_chunks_iter_mut(Axis(0), block)
             .zip(a.axis_chunks_iter(Axis(0), block))
             .map(|(c, a)| (a, b, c))
@@ -146,21 +149,7 @@ pub fn matmul<A: NdFloat>(
             .map(|(c, b)| (a, b, c))
             .collect()
     };
-    let per_thread = blocks.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut groups = blocks.chunks_mut(per_thread);
-        let own = groups.next().expect("at least one block");
-        for group in groups {
-            scope.spawn(move || {
-                for (a, b, c) in group {
-                    gemm_seq(a.view(), b.view(), c.view_mut(), accumulate);
-                }
-            });
-        }
-        for (a, b, c) in own {
-            gemm_seq(a.view(), b.view(), c.view_mut(), accumulate);
-        }
-    });
+    parallel_each(blocks, |(a, b, c)| gemm_seq(a, b, c, accumulate));
 }
 
 /// One GEMM on the calling thread: faer for `f32`/`f64`, ndarray's otherwise.
@@ -179,11 +168,9 @@ fn gemm_seq<A: NdFloat>(
     if TypeId::of::<A>() == TypeId::of::<f32>() {
         // SAFETY: A is f32, so the views have the element type they are cast to.
         unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
-        clear_upper_registers();
     } else if TypeId::of::<A>() == TypeId::of::<f64>() {
         // SAFETY: A is f64.
         unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
-        clear_upper_registers();
     } else {
         let beta = if accumulate { A::one() } else { A::zero() };
         ndarray::linalg::general_mat_mul(A::one(), &a, &b, beta, &mut c);
@@ -261,6 +248,7 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
         faer::Accum::Replace
     };
     faer::linalg::matmul::matmul(fc, accum, fa, fb, one, faer::Par::Seq);
+    clear_upper_registers();
 }
 
 #[cfg(test)]

@@ -116,7 +116,17 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
     let per_thread = starts.len().div_ceil(linalg::threads()).max(1);
-    let run = |net: &mut Sequential<A>, starts: &[usize], out: &mut [Option<R>]| {
+    let groups: Vec<_> = starts
+        .chunks(per_thread)
+        .zip(results.chunks_mut(per_thread))
+        .collect();
+    // One group per thread: the calling thread's runs `net` itself, every other one a copy.
+    let mut copies: Vec<Sequential<A>> = (1..groups.len()).map(|_| net.clone()).collect();
+    let jobs: Vec<_> = std::iter::once(net)
+        .chain(copies.iter_mut())
+        .zip(groups)
+        .collect();
+    linalg::parallel_each(jobs, |(net, (starts, out))| {
         linalg::one_thread_each(|| {
             let mut batch = Batch::<A>::default();
             let mut indices = Vec::with_capacity(rows);
@@ -128,30 +138,16 @@ pub fn map_blocks<A: NdFloat, R: Send>(
                 *slot = Some(f(&mut scores, &batch.t));
             }
         });
-    };
-    let mut groups = starts
-        .chunks(per_thread)
-        .zip(results.chunks_mut(per_thread));
-    let own = groups.next();
-    let others: Vec<_> = groups.map(|group| (net.clone(), group)).collect();
-    let run = &run;
-    std::thread::scope(|scope| {
-        for (mut copy, (starts, out)) in others {
-            scope.spawn(move || run(&mut copy, starts, out));
-        }
-        if let Some((starts, out)) = own {
-            run(net, starts, out);
-        }
     });
     results.into_iter().flatten().collect()
 }
 
 /// A block's share of an [`Evaluation`].
 struct Counts {
-    correct: usize,
-    loss_sum: f64,
     /// `(true, predicted)` per example.
     pairs: Vec<(usize, usize)>,
+    /// The sum of the examples' cross-entropies.
+    loss_sum: f64,
 }
 
 /// Evaluates `net` on all of `split` (see [`map_blocks`]).
@@ -170,9 +166,8 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
             .to_f64()
             .unwrap_or(f64::NAN);
         Counts {
-            correct: pairs.iter().filter(|(t, p)| t == p).count(),
-            loss_sum: mean * labels.len() as f64,
             pairs,
+            loss_sum: mean * labels.len() as f64,
         }
     });
     let mut confusion = vec![vec![0; classes]; classes];
@@ -180,8 +175,8 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
     for block in blocks {
         for (t, predicted) in block.pairs {
             confusion[t][predicted.min(classes - 1)] += 1;
+            correct += usize::from(predicted == t);
         }
-        correct += block.correct;
         loss_sum += block.loss_sum;
     }
     let n = split.len();

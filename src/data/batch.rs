@@ -1,7 +1,7 @@
 //! Mini-batches: indices drawn by a seeded sampler, images gathered from `u8` storage and
 //! normalised to `[0, 1]` into a reusable float buffer.
 
-use std::any::TypeId;
+use std::any::Any;
 
 use ndarray::{Array2, NdFloat};
 use rand::seq::SliceRandom;
@@ -132,12 +132,9 @@ impl<A: NdFloat> Batch<A> {
         if self.x.dim() != (indices.len(), d) {
             self.x = Array2::zeros((indices.len(), d));
         }
-        for (mut row, &i) in self.x.rows_mut().into_iter().zip(indices) {
-            let dst = row
-                .as_slice_mut()
-                .expect("rows of a standard-layout batch are contiguous");
-            let src = split.images.row(i);
-            normalise(src.as_slice().expect("image rows are contiguous"), dst);
+        match (&mut self.x as &mut dyn Any).downcast_mut::<Array2<f32>>() {
+            Some(x) => copy_normalised(split, indices, x, normalise_f32),
+            None => copy_normalised(split, indices, &mut self.x, normalise),
         }
         self.t.clear();
         self.t
@@ -149,7 +146,7 @@ impl<A: NdFloat> Batch<A> {
 /// gathering them later does not wait for memory: the images of a batch are scattered over
 /// the whole set (47 MB for Fashion-MNIST's training split), and waiting for them took 17%
 /// of a W2 training step.
-pub fn prefetch(split: &Split, indices: &[usize]) {
+pub(crate) fn prefetch(split: &Split, indices: &[usize]) {
     #[cfg(target_arch = "x86_64")]
     for &i in indices {
         let image = split.images.row(i);
@@ -170,25 +167,35 @@ pub fn prefetch(split: &Split, indices: &[usize]) {
     let _ = (split, indices);
 }
 
-/// `dst[i] = src[i] / 255`, correctly rounded.
-///
-/// For `f32` without a division (a division per pixel took 14% of a W2 training step): the
-/// product `p · (1/255)` in `f64` is within 2⁻⁵³ of `p / 255`, far closer than any `f32`
-/// rounding boundary, so rounding it to `f32` gives the correctly rounded quotient (checked
-/// for all 256 bytes in the tests).
-fn normalise<A: NdFloat>(src: &[u8], dst: &mut [A]) {
-    if TypeId::of::<A>() == TypeId::of::<f32>() {
-        // SAFETY: A is f32, so the slice has the element type it is cast to.
-        let dst = unsafe { &mut *(std::ptr::from_mut(dst) as *mut [f32]) };
-        return normalise_f32(src, dst);
+/// Copies the images `indices` of `split` into the rows of `x`, each through `normalise`.
+fn copy_normalised<A: NdFloat>(
+    split: &Split,
+    indices: &[usize],
+    x: &mut Array2<A>,
+    normalise: impl Fn(&[u8], &mut [A]),
+) {
+    for (mut row, &i) in x.rows_mut().into_iter().zip(indices) {
+        let dst = row
+            .as_slice_mut()
+            .expect("rows of a standard-layout batch are contiguous");
+        let src = split.images.row(i);
+        normalise(src.as_slice().expect("image rows are contiguous"), dst);
     }
+}
+
+/// `dst[i] = src[i] / 255`, correctly rounded, for any float type (see [`normalise_f32`]).
+fn normalise<A: NdFloat>(src: &[u8], dst: &mut [A]) {
     let scale = A::from(255u8).expect("255 fits");
     for (d, &p) in dst.iter_mut().zip(src) {
         *d = A::from(p).expect("a byte fits") / scale;
     }
 }
 
-/// [`normalise`] for `f32`; compiled for AVX-512 and AVX2 as well and picked at run time.
+/// `dst[i] = src[i] / 255` in `f32`, correctly rounded and without a division (a division
+/// per pixel took 14% of a W2 training step): the product `p · (1/255)` in `f64` is within
+/// 2⁻⁵³ of `p / 255`, far closer than any `f32` rounding boundary, so rounding it to `f32`
+/// gives the correctly rounded quotient (checked for all 256 bytes in the tests). Compiled
+/// for AVX-512 and AVX2 as well and picked at run time.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
 fn normalise_f32(src: &[u8], dst: &mut [f32]) {
     for (d, &p) in dst.iter_mut().zip(src) {
@@ -229,7 +236,7 @@ mod tests {
     fn every_byte_normalises_to_the_correctly_rounded_quotient() {
         let bytes: Vec<u8> = (0..=255).collect();
         let (mut single, mut double) = (vec![0f32; 256], vec![0f64; 256]);
-        normalise(&bytes, &mut single);
+        normalise_f32(&bytes, &mut single);
         normalise(&bytes, &mut double);
         for p in 0..256 {
             assert_eq!(single[p], p as f32 / 255.0, "byte {p}");

@@ -18,7 +18,8 @@ mod digitize;
 mod download;
 mod idx;
 
-pub use batch::{Batch, Sampler, Sampling, one_hot, prefetch};
+pub(crate) use batch::prefetch;
+pub use batch::{Batch, Sampler, Sampling, one_hot};
 pub use catalog::{FILE_NAMES, Known, cache_dir, files_in};
 pub use dataset::{Dataset, Split};
 pub use digitize::{digitize, digitize_bytes, digitize_file};
