@@ -16,12 +16,31 @@ pub const LOG_CLIP: f64 = 1e-7;
 ///
 /// The book's code accepts both kinds and tells them apart by comparing sizes; here the kind
 /// is said explicitly.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub enum Targets<A> {
     /// One class index in `0..C` per example; shape `(N,)`.
     Indices(Vec<usize>),
     /// One row per example, `t[n][k] = 1` for the true class (soft labels work too); shape `(N, C)`.
     OneHot(Array2<A>),
+}
+
+impl<A: Clone> Clone for Targets<A> {
+    fn clone(&self) -> Self {
+        match self {
+            Targets::Indices(t) => Targets::Indices(t.clone()),
+            Targets::OneHot(t) => Targets::OneHot(t.clone()),
+        }
+    }
+
+    /// Copies into the buffers of `self` when `source` is of the same kind, so that targets
+    /// kept from batch to batch are not reallocated.
+    fn clone_from(&mut self, source: &Self) {
+        match (self, source) {
+            (Targets::Indices(t), Targets::Indices(s)) => t.clone_from(s),
+            (Targets::OneHot(t), Targets::OneHot(s)) => t.clone_from(s),
+            (t, s) => *t = s.clone(),
+        }
+    }
 }
 
 impl<A: NdFloat> Targets<A> {

@@ -374,7 +374,7 @@ pub fn named_params(net: &mut Sequential<f32>) -> Vec<(String, ArrayD<f32>)> {
     let mut tensors: Vec<(String, ArrayD<f32>)> = net
         .params_mut()
         .into_iter()
-        .map(|p| (p.name, p.param.value.to_owned()))
+        .map(|p| (p.name.to_string(), p.param.value.to_owned()))
         .collect();
     tensors.extend(
         net.buffers_mut()
@@ -475,7 +475,7 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
     let mut shapes: Vec<(String, IxDyn)> = net
         .params_mut()
         .into_iter()
-        .map(|p| (p.name, p.param.value.raw_dim()))
+        .map(|p| (p.name.to_string(), p.param.value.raw_dim()))
         .collect();
     shapes.extend(
         net.buffers_mut()
@@ -599,7 +599,7 @@ fn set_tensors(net: &mut Sequential<f32>, mut values: Vec<(String, ArrayD<f32>)>
         }
     };
     for p in net.params_mut() {
-        put(&p.name, p.param.value);
+        put(p.name, p.param.value);
     }
     for (name, value) in net.buffers_mut() {
         put(&name, value);

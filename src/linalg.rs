@@ -237,10 +237,16 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
         unsafe { faer::MatRef::from_raw_parts(x.as_ptr(), x.nrows(), x.ncols(), s[0], s[1]) }
     };
     let (fa, fb) = (view(&a), view(&b));
-    let s = c.strides().to_vec();
+    let (row_stride, col_stride) = (c.strides()[0], c.strides()[1]);
     // SAFETY: as above, and `c` is borrowed mutably for the duration.
     let fc = unsafe {
-        faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), c.nrows(), c.ncols(), s[0], s[1])
+        faer::MatMut::from_raw_parts_mut(
+            c.as_mut_ptr(),
+            c.nrows(),
+            c.ncols(),
+            row_stride,
+            col_stride,
+        )
     };
     let accum = if accumulate {
         faer::Accum::Add

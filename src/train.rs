@@ -275,7 +275,8 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             upcoming: Vec::with_capacity(config.batch),
             iter: 0,
             history: Vec::new(),
-            losses: Vec::new(),
+            // Room for every loss up front: a step allocates nothing (tests/allocations.rs).
+            losses: Vec::with_capacity(config.iters),
             loss_since_eval: (0.0, 0),
             elapsed_before: 0.0,
         })
@@ -337,13 +338,17 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             // The next batch's images load while this one is computed.
             self.sampler.upcoming(self.config.batch, &mut self.upcoming);
             prefetch(&self.data.train, &self.upcoming);
-            let targets = Targets::Indices(self.batch.t.clone());
+            // The labels lend their buffer to the targets and get it back: no copy.
+            let targets = Targets::Indices(std::mem::take(&mut self.batch.t));
             let loss = self.net.gradient(self.batch.x.view().into_dyn(), &targets);
+            if let Targets::Indices(labels) = targets {
+                self.batch.t = labels;
+            }
             let loss = loss.to_f64().unwrap_or(f64::NAN);
             if !loss.is_finite() {
                 return Err(Error::Diverged { iteration: i, loss });
             }
-            self.optimizer.update(self.net.params_mut());
+            self.optimizer.step(&mut self.net);
             self.iter += 1;
             self.losses.push(loss);
             self.loss_since_eval.0 += loss;
@@ -468,7 +473,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         trainer.iter = position.iter;
         trainer.sampler = position.sampler;
         trainer.history = position.history;
-        trainer.losses = losses.iter().copied().collect();
+        trainer.losses.extend(losses.iter().copied());
         trainer.loss_since_eval = position.loss_since_eval;
         trainer.elapsed_before = position.elapsed_s;
         Ok(trainer)
@@ -484,7 +489,7 @@ fn check_state_fits<A: NdFloat>(
     let params: HashMap<String, Vec<usize>> = net
         .params_mut()
         .into_iter()
-        .map(|p| (p.name, p.param.value.shape().to_vec()))
+        .map(|p| (p.name.to_string(), p.param.value.shape().to_vec()))
         .collect();
     for (name, value) in state {
         let Some((_, param)) = name.split_once('/') else {

@@ -91,9 +91,9 @@ fn deep_conv_net_trains_and_round_trips_through_its_file() {
     assert!(accuracy > 0.5, "{accuracy}");
     let (mut net, info) = backprop::io::load_model(&dir.path().join("model.safetensors")).unwrap();
     assert_eq!(info.net, arch);
-    let names: Vec<String> = net.params_mut().into_iter().map(|p| p.name).collect();
-    assert_eq!(names.first().unwrap(), "W1");
-    assert_eq!(names.last().unwrap(), "b8");
+    let names: Vec<&str> = net.params_mut().into_iter().map(|p| p.name).collect();
+    assert_eq!(names.first(), Some(&"W1"));
+    assert_eq!(names.last(), Some(&"b8"));
 }
 
 #[test]

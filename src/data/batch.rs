@@ -88,7 +88,8 @@ impl Sampler {
             Sampling::ShuffledEpochs => {
                 while out.len() < size {
                     if self.next == self.order.len() {
-                        self.order = (0..self.n).collect();
+                        self.order.clear();
+                        self.order.extend(0..self.n);
                         self.order.shuffle(&mut self.rng);
                         self.next = 0;
                     }

@@ -10,6 +10,11 @@
 //! The products run on [`crate::linalg::matmul`] (faer's GEMM, transposes as strided views);
 //! the gradients are written into buffers kept from step to step.
 //!
+//! From the second training step on, neither pass allocates: `∂L/∂X` is written into the
+//! buffer of the cached `X` (no longer needed once `∂L/∂W` is known), the buffer of `∂L/∂Y`
+//! received by `backward` holds the next `Y`, and as a net's first layer
+//! ([`Layer::forward_input`]) the data is copied into the buffer of the last input.
+//!
 //! An input with more than two axes, such as images `(N, C, H, W)`, is flattened to
 //! `(N, C·H·W)` and `∂L/∂X` is reshaped back. Caches the flattened `X` and the input shape.
 //!
@@ -22,11 +27,11 @@
 //! assert_eq!(y, array![[1.5, 2.5, 3.5]].into_dyn());
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, IxDyn, NdFloat};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn, NdFloat};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{Layer, Mode, Param, cached, check_dout_shape, two_params};
+use super::{Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
 use crate::linalg::matmul;
 
 /// A fully connected layer `Y = X·W + b`.
@@ -42,6 +47,8 @@ pub struct Affine<A> {
     db: Array1<A>,
     /// The flattened input `(N, D)` of the last forward pass and its original shape.
     x: Option<(Array2<A>, IxDyn)>,
+    /// The `∂L/∂Y` buffer of the last backward pass, reused for the next `Y`.
+    spare_output: Option<Array2<A>>,
 }
 
 impl<A: NdFloat> Affine<A> {
@@ -64,6 +71,7 @@ impl<A: NdFloat> Affine<A> {
             w,
             b,
             x: None,
+            spare_output: None,
         }
     }
 
@@ -88,6 +96,36 @@ impl<A: NdFloat> Affine<A> {
 }
 
 impl<A: NdFloat> Affine<A> {
+    /// `(N, D)`, the shape an input of shape `shape` flattens to.
+    ///
+    /// # Panics
+    /// When it does not flatten to `D` = the rows of `W` per example.
+    #[track_caller]
+    fn flat_input(&self, shape: &[usize]) -> (usize, usize) {
+        let n: usize = shape.first().copied().unwrap_or(0);
+        let d: usize = self.w.nrows();
+        assert!(
+            shape.len() >= 2 && n * d == shape.iter().product::<usize>(),
+            "Affine::forward: input of shape {shape:?} does not flatten to (N, {d}) for W of shape {:?}",
+            self.w.shape()
+        );
+        (n, d)
+    }
+
+    /// `Y = X·W + b` for the cached `X`, in the buffer of the last `∂L/∂Y` when it fits: the
+    /// bias first, then the product accumulated onto it.
+    fn output(&mut self) -> ArrayD<A> {
+        let (x, _) = cached(&self.x, "Affine");
+        let dim = (x.nrows(), self.b.len());
+        let mut y = match self.spare_output.take() {
+            Some(y) if y.dim() == dim => y,
+            _ => Array2::zeros(dim),
+        };
+        y.assign(&self.b);
+        matmul(x.view(), self.w.view(), y.view_mut(), true);
+        y.into_dyn()
+    }
+
     /// `∂L/∂W = Xᵀ·∂L/∂Y` and `∂L/∂b = Σₙ ∂L/∂Y[n, :]` into the gradient buffers; returns
     /// `∂L/∂Y` as a matrix.
     #[track_caller]
@@ -113,15 +151,8 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
 
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
+        let (n, d) = self.flat_input(x.shape());
         let shape = x.raw_dim();
-        let n: usize = x.shape().first().copied().unwrap_or(0);
-        let d: usize = self.w.nrows();
-        assert!(
-            x.ndim() >= 2 && n * d == x.len(),
-            "Affine::forward: input of shape {:?} does not flatten to (N, {d}) for W of shape {:?}",
-            x.shape(),
-            self.w.shape()
-        );
         let x = if x.is_standard_layout() {
             x
         } else {
@@ -129,35 +160,48 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
         }
         .into_shape_with_order((n, d))
         .expect("a standard-layout array reshapes to (N, D)");
-        // Y = X·W + b: the bias first, then the product accumulated onto it.
-        let mut y = Array2::from_shape_fn((n, self.b.len()), |(_, j)| self.b[j]);
-        matmul(x.view(), self.w.view(), y.view_mut(), true);
         self.x = Some((x, shape));
-        y.into_dyn()
+        self.output()
+    }
+
+    #[track_caller]
+    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
+        let (n, d) = self.flat_input(x.shape());
+        let Ok(flat) = x.view().into_shape_with_order((n, d)) else {
+            return self.forward(x.to_owned(), mode);
+        };
+        let mut kept = match self.x.take() {
+            Some((kept, _)) if kept.dim() == (n, d) => kept,
+            _ => Array2::zeros((n, d)),
+        };
+        kept.assign(&flat);
+        self.x = Some((kept, x.raw_dim()));
+        self.output()
     }
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
         let dout = self.param_grads(dout);
-        let (x, shape) = cached(&self.x, "Affine");
-        // ∂L/∂X = ∂L/∂Y · Wᵀ
-        let mut dx = Array2::zeros(x.raw_dim());
-        matmul(dout.view(), self.w.t(), dx.view_mut(), false);
-        dx.into_shape_with_order(shape.clone())
+        let (mut x, shape) = self.x.take().expect("param_grads checked the cache");
+        // ∂L/∂X = ∂L/∂Y · Wᵀ, written over X, which ∂L/∂W no longer needs.
+        matmul(dout.view(), self.w.t(), x.view_mut(), false);
+        self.spare_output = Some(dout);
+        x.into_shape_with_order(shape)
             .expect("dX has as many elements as X")
     }
 
     #[track_caller]
     fn backward_params_only(&mut self, dout: ArrayD<A>) {
-        let _ = self.param_grads(dout);
+        self.spare_output = Some(self.param_grads(dout));
     }
 
-    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        two_params(
+    fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
+        visit_two_params(
             ["W", "b"],
             (&mut self.w, &mut self.dw),
             (&mut self.b, &mut self.db),
-        )
+            visit,
+        );
     }
 }
 

@@ -29,7 +29,7 @@
 
 use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, Ix2, IxDyn, NdFloat, Zip};
 
-use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape, two_params};
+use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.
 const EPS: f64 = 1e-6;
@@ -169,12 +169,13 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
             .expect("dx has the shape of x")
     }
 
-    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        two_params(
+    fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
+        visit_two_params(
             ["gamma", "beta"],
             (&mut self.gamma, &mut self.dgamma),
             (&mut self.beta, &mut self.dbeta),
-        )
+            visit,
+        );
     }
 
     fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {

@@ -35,7 +35,7 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
-use super::{Layer, Mode, Param, cached, check_dout_shape, two_params};
+use super::{Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
 use crate::linalg::{matmul, parallel_each};
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
@@ -201,12 +201,13 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let _ = self.param_grads(dout);
     }
 
-    fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        two_params(
+    fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
+        visit_two_params(
             ["W", "b"],
             (&mut self.w, &mut self.dw),
             (&mut self.b, &mut self.db),
-        )
+            visit,
+        );
     }
 }
 

@@ -41,7 +41,7 @@ pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
 
-use ndarray::{Array, ArrayD, ArrayViewMutD, Dimension, NdFloat};
+use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, NdFloat};
 use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass is for training or for inference (the book's `train_flg`).
@@ -68,25 +68,24 @@ pub struct Param<'a, A> {
     pub grad: ArrayViewMutD<'a, A>,
 }
 
-/// The two parameters of a layer, such as `W` and `b` or `gamma` and `beta`, each with its
-/// gradient buffer, in that order.
-pub(crate) fn two_params<'a, A, D1: Dimension, D2: Dimension>(
+/// Hands the two parameters of a layer, such as `W` and `b` or `gamma` and `beta`, each with
+/// its gradient buffer, to `visit`, in that order.
+pub(crate) fn visit_two_params<'a, A, D1: Dimension, D2: Dimension>(
     names: [&'static str; 2],
     first: (&'a mut Array<A, D1>, &'a mut Array<A, D1>),
     second: (&'a mut Array<A, D2>, &'a mut Array<A, D2>),
-) -> Vec<Param<'a, A>> {
-    vec![
-        Param {
-            name: names[0],
-            value: first.0.view_mut().into_dyn(),
-            grad: first.1.view_mut().into_dyn(),
-        },
-        Param {
-            name: names[1],
-            value: second.0.view_mut().into_dyn(),
-            grad: second.1.view_mut().into_dyn(),
-        },
-    ]
+    visit: &mut dyn FnMut(Param<'a, A>),
+) {
+    visit(Param {
+        name: names[0],
+        value: first.0.view_mut().into_dyn(),
+        grad: first.1.view_mut().into_dyn(),
+    });
+    visit(Param {
+        name: names[1],
+        value: second.0.view_mut().into_dyn(),
+        grad: second.1.view_mut().into_dyn(),
+    });
 }
 
 /// A tensor a layer keeps besides its parameters, learned without gradients and needed for
@@ -112,6 +111,13 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
     /// in place) or keep it for `backward` (Affine) without copying.
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A>;
 
+    /// The forward step of a net's first layer, whose input is data the caller keeps. The
+    /// default copies it and calls [`forward`](Self::forward); Affine copies it into the
+    /// buffer of its last input instead, so that a training step allocates nothing.
+    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
+        self.forward(x.to_owned(), mode)
+    }
+
     /// The backward step: `∂L/∂x` from `∂L/∂y`, storing parameter gradients.
     ///
     /// # Panics
@@ -125,9 +131,15 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
         let _ = self.backward(dout);
     }
 
-    /// Parameters with their gradients, always in the same order; empty for layers without.
+    /// Hands each parameter with its gradient to `visit`, always in the same order; nothing
+    /// for layers without. Allocates nothing, so that a training step need not.
+    fn visit_params<'a>(&'a mut self, _visit: &mut dyn FnMut(Param<'a, A>)) {}
+
+    /// Parameters with their gradients, in the order of [`visit_params`](Self::visit_params).
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
-        Vec::new()
+        let mut params = Vec::new();
+        self.visit_params(&mut |p| params.push(p));
+        params
     }
 
     /// Non-trainable state that inference needs (saved in model files); empty for most layers.

@@ -1,6 +1,7 @@
 //! Sigmoid (§5.5.2): `y = σ(x) = 1 / (1 + e⁻ˣ)`; backward `∂L/∂x = ∂L/∂y · y(1 − y)`.
 //!
-//! Any shape. Caches the output `y`, from which the derivative follows without `exp`.
+//! Any shape. Caches the output `y`, from which the derivative follows without `exp`, in a
+//! buffer kept from pass to pass.
 //!
 //! ```
 //! use backprop::layers::{Layer, Mode, Sigmoid};
@@ -44,7 +45,10 @@ impl<A: NdFloat> Layer<A> for Sigmoid<A> {
 
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
         x.mapv_inplace(sigmoid);
-        self.out = Some(x.clone());
+        match &mut self.out {
+            Some(out) if out.shape() == x.shape() => out.assign(&x),
+            _ => self.out = Some(x.clone()),
+        }
         x
     }
 

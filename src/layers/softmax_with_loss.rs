@@ -7,7 +7,8 @@
 //! ```
 //!
 //! Targets `t` are one-hot rows or class indices ([`Targets`]); with indices, `y − t` subtracts
-//! 1 at each example's class. Caches `y` and `t`.
+//! 1 at each example's class. Caches `y` and `t`; `∂L/∂x` is computed in one pass into the
+//! buffer of the `y` before, so that from the second training step on nothing is allocated.
 //!
 //! ```
 //! use backprop::{functions::Targets, layers::SoftmaxWithLoss};
@@ -30,11 +31,16 @@ use crate::functions::{Targets, cross_entropy_error, softmax_in_place};
 pub struct SoftmaxWithLoss<A> {
     /// Softmax output `y` `(N, C)` and targets of the last forward pass.
     cache: Option<(Array2<A>, Targets<A>)>,
+    /// The `y` of the pass before, the buffer for the next `∂L/∂x`.
+    spare: Option<Array2<A>>,
 }
 
 impl<A> Default for SoftmaxWithLoss<A> {
     fn default() -> Self {
-        SoftmaxWithLoss { cache: None }
+        SoftmaxWithLoss {
+            cache: None,
+            spare: None,
+        }
     }
 }
 
@@ -53,7 +59,13 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     pub fn forward(&mut self, mut x: Array2<A>, t: &Targets<A>) -> A {
         softmax_in_place(&mut x);
         let loss = cross_entropy_error(x.view(), t);
-        self.cache = Some((x, t.clone()));
+        match &mut self.cache {
+            Some((y, cached_t)) => {
+                self.spare = Some(std::mem::replace(y, x));
+                cached_t.clone_from(t);
+            }
+            None => self.cache = Some((x, t.clone())),
+        }
         loss
     }
 
@@ -67,19 +79,26 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     /// # Panics
     /// When called before [`forward`](Self::forward).
     #[track_caller]
-    pub fn backward(&self, dout: A) -> Array2<A> {
+    pub fn backward(&mut self, dout: A) -> Array2<A> {
         let (y, t) = cached(&self.cache, "SoftmaxWithLoss");
         let scale = dout / A::from(y.nrows().max(1)).expect("batch size fits the float type");
-        let mut dx = y.clone();
+        let mut dx = match self.spare.take() {
+            Some(dx) if dx.dim() == y.dim() => dx,
+            _ => Array2::zeros(y.raw_dim()),
+        };
         match t {
             Targets::Indices(t) => {
-                for (mut row, &k) in dx.rows_mut().into_iter().zip(t) {
-                    row[k] -= A::one();
+                for ((mut dx, y), &k) in dx.rows_mut().into_iter().zip(y.rows()).zip(t) {
+                    Zip::indexed(&mut dx).and(&y).for_each(|j, d, &y| {
+                        *d = if j == k { y - A::one() } else { y } * scale;
+                    });
                 }
             }
-            Targets::OneHot(t) => Zip::from(&mut dx).and(t).for_each(|d, &t| *d -= t),
+            Targets::OneHot(t) => Zip::from(&mut dx)
+                .and(y)
+                .and(t)
+                .for_each(|d, &y, &t| *d = (y - t) * scale),
         }
-        dx.mapv_inplace(|d| d * scale);
         dx
     }
 }

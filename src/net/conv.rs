@@ -260,7 +260,7 @@ mod tests {
     #[test]
     fn the_books_names_and_shapes() {
         let mut simple = SimpleConvNet::new((1, 28, 28), 10).build::<f32>(0).unwrap();
-        let shapes: Vec<(String, Vec<usize>)> = simple
+        let shapes: Vec<(&str, Vec<usize>)> = simple
             .params_mut()
             .into_iter()
             .map(|p| (p.name, p.param.value.shape().to_vec()))
@@ -268,23 +268,20 @@ mod tests {
         assert_eq!(
             shapes,
             [
-                ("W1".to_string(), vec![30, 1, 5, 5]),
-                ("b1".into(), vec![30]),
-                ("W2".into(), vec![4320, 100]),
-                ("b2".into(), vec![100]),
-                ("W3".into(), vec![100, 10]),
-                ("b3".into(), vec![10]),
+                ("W1", vec![30, 1, 5, 5]),
+                ("b1", vec![30]),
+                ("W2", vec![4320, 100]),
+                ("b2", vec![100]),
+                ("W3", vec![100, 10]),
+                ("b3", vec![10]),
             ]
         );
         let mut deep = DeepConvNet::new((1, 28, 28), 10).build::<f32>(0).unwrap();
-        let names: Vec<String> = deep.params_mut().into_iter().map(|p| p.name).collect();
+        let names: Vec<&str> = deep.params_mut().into_iter().map(|p| p.name).collect();
         assert_eq!(names.len(), 16);
         assert_eq!(names[14], "W8");
         let w7 = deep.params_mut().swap_remove(12);
-        assert_eq!(
-            (w7.name.as_str(), w7.param.value.shape()),
-            ("W7", &[1024, 50][..])
-        );
+        assert_eq!((w7.name, w7.param.value.shape()), ("W7", &[1024, 50][..]));
         // Flat MNIST batches go in as they are.
         let y = deep.predict(
             ndarray::ArrayD::zeros(vec![2, 784]).view(),

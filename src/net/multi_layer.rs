@@ -75,7 +75,7 @@ impl fmt::Display for Activation {
 ///     net.layer_names(),
 ///     ["Affine1", "BatchNorm1", "Relu1", "Affine2", "BatchNorm2", "Relu2", "Affine3"]
 /// );
-/// let names: Vec<String> = net.params_mut().into_iter().map(|p| p.name).collect();
+/// let names: Vec<&str> = net.params_mut().into_iter().map(|p| p.name).collect();
 /// assert_eq!(names, ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]);
 /// # Ok::<(), backprop::Error>(())
 /// ```

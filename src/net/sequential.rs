@@ -14,7 +14,7 @@ use crate::layers::{Layer, Mode, Param, SoftmaxWithLoss};
 #[derive(Debug)]
 pub struct NamedParam<'a, A> {
     /// The book's name: the layer-local name numbered by weight layer (`W2`, `b2`).
-    pub name: String,
+    pub name: &'a str,
     /// The value and gradient.
     pub param: Param<'a, A>,
 }
@@ -31,14 +31,26 @@ pub struct NamedParam<'a, A> {
 /// [`gradient`](Self::gradient) adds `λWₖ` to each `∂L/∂Wₖ`, as the book's `MultiLayerNet`.
 #[derive(Clone)]
 pub struct Sequential<A: NdFloat> {
-    /// `(name, layer, parameter number)` in forward order.
-    layers: Vec<(String, Box<dyn Layer<A>>, usize)>,
+    /// The layers in forward order.
+    layers: Vec<Entry<A>>,
     last_layer: SoftmaxWithLoss<A>,
     /// The L2 weight decay `λ`.
     weight_decay: f64,
     /// The shape `(C, H, W)` one example has on entry, for nets that take images; flat
     /// batches `(N, C·H·W)` are reshaped to `(N, C, H, W)`.
     input_shape: Option<Vec<usize>>,
+}
+
+/// A layer of a [`Sequential`] with its names.
+#[derive(Clone)]
+struct Entry<A: NdFloat> {
+    /// The layer's name, such as `Affine1`.
+    name: String,
+    layer: Box<dyn Layer<A>>,
+    /// The number of its parameters and buffers (`1` for `W1`).
+    number: usize,
+    /// The net-wide names of its parameters, in the order it visits them (`W1`, `b1`).
+    param_names: Vec<String>,
 }
 
 impl<A: NdFloat> Default for Sequential<A> {
@@ -97,16 +109,22 @@ impl<A: NdFloat> Sequential<A> {
         let nth_of_kind = 1 + self
             .layers
             .iter()
-            .filter(|(_, l, _)| l.kind() == kind)
+            .filter(|entry| entry.layer.kind() == kind)
             .count();
-        let last_number = self.layers.last().map_or(0, |(_, _, n)| *n);
-        let starts_weight_group = layer.params_mut().iter().any(|p| p.name == "W");
-        let number = last_number + usize::from(starts_weight_group);
-        self.layers.push((
-            format!("{kind}{nth_of_kind}"),
-            Box::new(layer),
-            number.max(1),
-        ));
+        let last_number = self.layers.last().map_or(0, |entry| entry.number);
+        let local_names: Vec<&str> = layer.params_mut().iter().map(|p| p.name).collect();
+        let starts_weight_group = local_names.contains(&"W");
+        let number = (last_number + usize::from(starts_weight_group)).max(1);
+        let param_names = local_names
+            .iter()
+            .map(|name| format!("{name}{number}"))
+            .collect();
+        self.layers.push(Entry {
+            name: format!("{kind}{nth_of_kind}"),
+            layer: Box::new(layer),
+            number,
+            param_names,
+        });
         self
     }
 
@@ -114,7 +132,7 @@ impl<A: NdFloat> Sequential<A> {
     pub fn layer_names(&self) -> Vec<&str> {
         self.layers
             .iter()
-            .map(|(name, _, _)| name.as_str())
+            .map(|entry| entry.name.as_str())
             .collect()
     }
 
@@ -140,23 +158,32 @@ impl<A: NdFloat> Sequential<A> {
     /// When `x` does not fit the first layer, or the last layer's output is not `(N, C)`.
     #[track_caller]
     pub fn predict(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Array2<A> {
-        let mut h = x.to_owned();
-        if let Some(shape) = &self.input_shape {
-            if h.ndim() == 2 && h.shape()[1] == shape.iter().product::<usize>() {
-                let mut full = vec![h.shape()[0]];
+        let mut layers = self.layers.iter_mut();
+        let mut h = match (layers.next(), &self.input_shape) {
+            (None, _) => x.to_owned(),
+            (Some(first), Some(shape))
+                if x.ndim() == 2 && x.shape()[1] == shape.iter().product::<usize>() =>
+            {
+                let mut full = vec![x.shape()[0]];
                 full.extend(shape);
-                h = h
+                let x = x
+                    .as_standard_layout()
+                    .into_owned()
                     .into_shape_with_order(full)
-                    .expect("a fresh copy is in standard layout");
+                    .expect("a standard-layout copy reshapes");
+                first.layer.forward(x, mode)
             }
+            (Some(first), _) => first.layer.forward_input(x, mode),
+        };
+        for entry in layers {
+            h = entry.layer.forward(h, mode);
         }
-        for (_, layer, _) in &mut self.layers {
-            h = layer.forward(h, mode);
-        }
-        let shape = h.shape().to_vec();
-        h.into_dimensionality::<Ix2>().unwrap_or_else(|_| {
-            panic!("Sequential::predict: the last layer gives shape {shape:?}, not (N, classes)")
-        })
+        assert!(
+            h.ndim() == 2,
+            "Sequential::predict: the last layer gives shape {:?}, not (N, classes)",
+            h.shape()
+        );
+        h.into_dimensionality::<Ix2>().expect("two axes")
     }
 
     /// The mean loss of the batch: `predict` then softmax-with-loss, plus `½λ Σₖ ‖Wₖ‖²` with
@@ -206,12 +233,12 @@ impl<A: NdFloat> Sequential<A> {
     pub fn gradient(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
         let loss = self.loss(x, t, Mode::Train);
         let mut dout = self.last_layer.backward(A::one()).into_dyn();
-        if let Some(((_, first, _), rest)) = self.layers.split_first_mut() {
-            for (_, layer, _) in rest.iter_mut().rev() {
-                dout = layer.backward(dout);
+        if let Some((first, rest)) = self.layers.split_first_mut() {
+            for entry in rest.iter_mut().rev() {
+                dout = entry.layer.backward(dout);
             }
             // Nothing needs ∂L/∂x of the data.
-            first.backward_params_only(dout);
+            first.layer.backward_params_only(dout);
         }
         if self.weight_decay != 0.0 {
             let lambda = self.decay();
@@ -231,18 +258,25 @@ impl<A: NdFloat> Sequential<A> {
         loss
     }
 
+    /// Hands every parameter with its gradient, named as in the book, to `visit`, in forward
+    /// order, allocating nothing (see [`Optimizer::step`](crate::optim::Optimizer::step)).
+    pub fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(NamedParam<'a, A>)) {
+        for entry in &mut self.layers {
+            let mut names = entry.param_names.iter();
+            entry.layer.visit_params(&mut |param| {
+                let name = names
+                    .next()
+                    .expect("a layer visits the parameters it had when pushed");
+                visit(NamedParam { name, param });
+            });
+        }
+    }
+
     /// Every parameter with its gradient, named as in the book, in forward order.
     pub fn params_mut(&mut self) -> Vec<NamedParam<'_, A>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|(_, layer, number)| {
-                let number = *number;
-                layer.params_mut().into_iter().map(move |param| NamedParam {
-                    name: format!("{}{number}", param.name),
-                    param,
-                })
-            })
-            .collect()
+        let mut params = Vec::new();
+        self.visit_params(&mut |p| params.push(p));
+        params
     }
 
     /// Every buffer (non-trainable state such as batch norm's running mean), numbered like
@@ -250,9 +284,10 @@ impl<A: NdFloat> Sequential<A> {
     pub fn buffers_mut(&mut self) -> Vec<(String, ArrayViewMutD<'_, A>)> {
         self.layers
             .iter_mut()
-            .flat_map(|(_, layer, number)| {
-                let number = *number;
-                layer
+            .flat_map(|entry| {
+                let number = entry.number;
+                entry
+                    .layer
                     .buffers_mut()
                     .into_iter()
                     .map(move |b| (format!("{}{number}", b.name), b.value))
@@ -264,7 +299,7 @@ impl<A: NdFloat> Sequential<A> {
     pub fn rngs(&mut self) -> Vec<ChaCha8Rng> {
         self.layers
             .iter_mut()
-            .filter_map(|(_, layer, _)| layer.rng_mut().map(|r| r.clone()))
+            .filter_map(|entry| entry.layer.rng_mut().map(|r| r.clone()))
             .collect()
     }
 
@@ -274,7 +309,7 @@ impl<A: NdFloat> Sequential<A> {
         let mut mine: Vec<&mut ChaCha8Rng> = self
             .layers
             .iter_mut()
-            .filter_map(|(_, layer, _)| layer.rng_mut())
+            .filter_map(|entry| entry.layer.rng_mut())
             .collect();
         if mine.len() != rngs.len() {
             return false;
@@ -289,7 +324,7 @@ impl<A: NdFloat> Sequential<A> {
     pub fn grads(&mut self) -> Vec<(String, ArrayD<A>)> {
         self.params_mut()
             .into_iter()
-            .map(|p| (p.name, p.param.grad.to_owned()))
+            .map(|p| (p.name.to_string(), p.param.grad.to_owned()))
             .collect()
     }
 
@@ -334,7 +369,7 @@ impl<A: NdFloat> Sequential<A> {
         let baseline: Vec<Option<ArrayD<bool>>> = self
             .layers
             .iter()
-            .map(|(_, layer, _)| layer.branches())
+            .map(|entry| entry.layer.branches())
             .collect();
         let mut switched: Vec<Option<ArrayD<bool>>> = baseline
             .iter()
@@ -344,7 +379,7 @@ impl<A: NdFloat> Sequential<A> {
         let shapes: Vec<(String, ndarray::IxDyn)> = self
             .params_mut()
             .into_iter()
-            .map(|p| (p.name, p.param.value.raw_dim()))
+            .map(|p| (p.name.to_string(), p.param.value.raw_dim()))
             .collect();
         let mut grads = Vec::with_capacity(shapes.len());
         for (k, (name, shape)) in shapes.into_iter().enumerate() {
@@ -362,19 +397,19 @@ impl<A: NdFloat> Sequential<A> {
         let names: Vec<String> = grads.iter().map(|(name, _)| name.clone()).collect();
         let mut kinks = Vec::new();
         let mut params_so_far = 0;
-        for ((name, layer, _), switched) in self.layers.iter_mut().zip(&switched) {
+        for (entry, switched) in self.layers.iter().zip(&switched) {
             let units = switched
                 .as_ref()
                 .map_or(0, |s| s.iter().filter(|&&b| b).count());
             if units > 0 {
                 kinks.push(KinkCrossing {
-                    layer: name.clone(),
+                    layer: entry.name.clone(),
                     units,
                     of: switched.as_ref().map_or(0, |s| s.len()),
                     upstream: names[..params_so_far].to_vec(),
                 });
             }
-            params_so_far += layer.params_mut().len();
+            params_so_far += entry.param_names.len();
         }
         (grads, kinks)
     }
@@ -385,9 +420,9 @@ impl<A: NdFloat> Sequential<A> {
         baseline: &[Option<ArrayD<bool>>],
         switched: &mut [Option<ArrayD<bool>>],
     ) {
-        for (((_, layer, _), base), switched) in self.layers.iter().zip(baseline).zip(switched) {
+        for ((entry, base), switched) in self.layers.iter().zip(baseline).zip(switched) {
             if let (Some(now), Some(base), Some(switched)) =
-                (layer.branches(), base, switched.as_mut())
+                (entry.layer.branches(), base, switched.as_mut())
             {
                 ndarray::Zip::from(switched)
                     .and(&now)

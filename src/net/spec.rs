@@ -141,7 +141,7 @@ mod tests {
             net.layer_names(),
             ["Affine1", "Relu1", "Affine2", "Relu2", "Affine3"]
         );
-        let names: Vec<String> = net.params_mut().into_iter().map(|p| p.name).collect();
+        let names: Vec<&str> = net.params_mut().into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["W1", "b1", "W2", "b2", "W3", "b3"]);
     }
 

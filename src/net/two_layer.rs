@@ -15,7 +15,7 @@ use super::{NetSpec, Sequential};
 /// ```
 /// use backprop::net::TwoLayerNet;
 /// let mut net = TwoLayerNet::<f64>::new(784, 50, 10, 0.01, 0);
-/// let names: Vec<String> = net.params_mut().into_iter().map(|p| p.name).collect();
+/// let names: Vec<&str> = net.params_mut().into_iter().map(|p| p.name).collect();
 /// assert_eq!(names, ["W1", "b1", "W2", "b2"]);
 /// ```
 #[derive(Debug)]

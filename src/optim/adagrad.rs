@@ -33,9 +33,9 @@ impl<A: NdFloat> AdaGrad<A> {
 }
 
 impl<A: NdFloat> Optimizer<A> for AdaGrad<A> {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+    fn update_param(&mut self, param: NamedParam<'_, A>) {
         let (lr, eps) = (scalar::<A>(self.lr), scalar::<A>(EPS));
-        self.h.update(params, |w, h, g| {
+        self.h.update(param, |w, h, g| {
             *h += g * g;
             *w -= lr * g / (h.sqrt() + eps);
         });

@@ -28,6 +28,8 @@ pub struct Adam<A> {
     /// The second-moment decay `β₂`.
     pub beta2: f64,
     t: u64,
+    /// The step size `η·√(1 − β₂ᵗ)/(1 − β₁ᵗ)` of step `t`, set by `begin_step`.
+    lr_t: f64,
     m: Slots<A>,
     v: Slots<A>,
 }
@@ -40,6 +42,7 @@ impl<A: NdFloat> Adam<A> {
             beta1,
             beta2,
             t: 0,
+            lr_t: 0.0,
             m: Slots::new("m"),
             v: Slots::new("v"),
         }
@@ -47,30 +50,31 @@ impl<A: NdFloat> Adam<A> {
 }
 
 impl<A: NdFloat> Optimizer<A> for Adam<A> {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+    fn begin_step(&mut self) {
         self.t += 1;
         let t = self.t as f64;
-        let lr_t = self.lr * (1.0 - self.beta2.powf(t)).sqrt() / (1.0 - self.beta1.powf(t));
+        self.lr_t = self.lr * (1.0 - self.beta2.powf(t)).sqrt() / (1.0 - self.beta1.powf(t));
+    }
+
+    fn update_param(&mut self, p: NamedParam<'_, A>) {
         let (lr_t, b1, b2, eps) = (
-            scalar::<A>(lr_t),
+            scalar::<A>(self.lr_t),
             scalar::<A>(self.beta1),
             scalar::<A>(self.beta2),
             scalar::<A>(EPS),
         );
-        for p in params {
-            let mut param = p.param;
-            let m = self.m.get(&p.name, param.value.raw_dim());
-            let v = self.v.get(&p.name, param.value.raw_dim());
-            Zip::from(&mut param.value)
-                .and(m)
-                .and(v)
-                .and(&param.grad)
-                .for_each(|w, m, v, &g| {
-                    *m += (A::one() - b1) * (g - *m);
-                    *v += (A::one() - b2) * (g * g - *v);
-                    *w -= lr_t * *m / (v.sqrt() + eps);
-                });
-        }
+        let mut param = p.param;
+        let m = self.m.get(p.name, param.value.raw_dim());
+        let v = self.v.get(p.name, param.value.raw_dim());
+        Zip::from(&mut param.value)
+            .and(m)
+            .and(v)
+            .and(&param.grad)
+            .for_each(|w, m, v, &g| {
+                *m += (A::one() - b1) * (g - *m);
+                *v += (A::one() - b2) * (g * g - *v);
+                *w -= lr_t * *m / (v.sqrt() + eps);
+            });
     }
 
     fn state(&self) -> State {

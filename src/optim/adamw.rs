@@ -34,12 +34,16 @@ impl<A: NdFloat> AdamW<A> {
 }
 
 impl<A: NdFloat> Optimizer<A> for AdamW<A> {
-    fn update(&mut self, mut params: Vec<NamedParam<'_, A>>) {
-        let keep = A::one() - scalar::<A>(self.adam.lr * self.weight_decay);
-        for p in params.iter_mut().filter(|p| p.param.name == "W") {
-            p.param.value.mapv_inplace(|w| w * keep);
+    fn begin_step(&mut self) {
+        Optimizer::<A>::begin_step(&mut self.adam);
+    }
+
+    fn update_param(&mut self, mut param: NamedParam<'_, A>) {
+        if param.param.name == "W" {
+            let keep = A::one() - scalar::<A>(self.adam.lr * self.weight_decay);
+            param.param.value.mapv_inplace(|w| w * keep);
         }
-        self.adam.update(params);
+        self.adam.update_param(param);
     }
 
     fn state(&self) -> State {

@@ -14,7 +14,9 @@
 //! | `Adam` | moments `m`, `v` with bias correction | [`Adam`] |
 //! | — | Adam with decoupled weight decay | [`AdamW`] |
 //!
-//! `g` is `∂L/∂W`. [`OptimizerSpec`] names an optimizer and its hyper-parameters, as the CLI's
+//! `g` is `∂L/∂W`. [`Optimizer::update`] takes the parameters as a list, as the book's
+//! `update(params, grads)`; training calls [`Optimizer::step`], which visits them in the net
+//! without collecting them, so that a training step allocates nothing. [`OptimizerSpec`] names an optimizer and its hyper-parameters, as the CLI's
 //! `--optimizer` does, and builds it.
 
 mod adagrad;
@@ -40,15 +42,35 @@ use std::collections::BTreeMap;
 use ndarray::{ArrayD, IxDyn, NdFloat, Zip};
 
 use crate::error::{Error, Result};
-use crate::net::NamedParam;
+use crate::net::{NamedParam, Sequential};
 
 /// Optimizer state as named `f64` tensors, for checkpoints (exact for `f32` and `f64` nets).
 pub type State = Vec<(String, ArrayD<f64>)>;
 
 /// An update rule applied after each backward pass.
 pub trait Optimizer<A: NdFloat>: Send {
-    /// Updates every parameter in place from its gradient.
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>);
+    /// Prepares a step's updates: Adam counts the step and sets its step size; nothing for
+    /// the others. [`update`](Self::update) and [`step`](Self::step) call it.
+    fn begin_step(&mut self) {}
+
+    /// Updates one parameter in place from its gradient, within the step begun last.
+    fn update_param(&mut self, param: NamedParam<'_, A>);
+
+    /// One step: updates every parameter in place from its gradient, as the book's
+    /// `optimizer.update(params, grads)`.
+    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+        self.begin_step();
+        for param in params {
+            self.update_param(param);
+        }
+    }
+
+    /// One step over every parameter of `net`, as [`update`](Self::update) with
+    /// `net.params_mut()` but without collecting them, so that it allocates nothing.
+    fn step(&mut self, net: &mut Sequential<A>) {
+        self.begin_step();
+        net.visit_params(&mut |param| self.update_param(param));
+    }
 
     /// The optimizer's state as named tensors, `kind/parameter` (`v/W1`); empty for SGD.
     fn state(&self) -> State {
@@ -65,8 +87,11 @@ pub trait Optimizer<A: NdFloat>: Send {
 }
 
 impl<A: NdFloat, O: Optimizer<A> + ?Sized> Optimizer<A> for Box<O> {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
-        (**self).update(params);
+    fn begin_step(&mut self) {
+        (**self).begin_step();
+    }
+    fn update_param(&mut self, param: NamedParam<'_, A>) {
+        (**self).update_param(param);
     }
     fn state(&self) -> State {
         (**self).state()
@@ -125,17 +150,15 @@ impl<A: NdFloat> Slots<A> {
         }
     }
 
-    /// Applies `rule(w, s, g)` to every element `w` of every parameter, with `s` its state
+    /// Applies `rule(w, s, g)` to every element `w` of parameter `p`, with `s` its state
     /// element and `g` its gradient element.
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>, rule: impl Fn(&mut A, &mut A, A)) {
-        for p in params {
-            let mut param = p.param;
-            let slot = self.get(&p.name, param.value.raw_dim());
-            Zip::from(&mut param.value)
-                .and(slot)
-                .and(&param.grad)
-                .for_each(|w, s, &g| rule(w, s, g));
-        }
+    fn update(&mut self, p: NamedParam<'_, A>, rule: impl Fn(&mut A, &mut A, A)) {
+        let mut param = p.param;
+        let slot = self.get(p.name, param.value.raw_dim());
+        Zip::from(&mut param.value)
+            .and(slot)
+            .and(&param.grad)
+            .for_each(|w, s, &g| rule(w, s, g));
     }
 
     /// The state of an optimizer that has only this kind.
@@ -195,10 +218,7 @@ mod tests {
             value: w.view_mut(),
             grad: g.view_mut(),
         };
-        optimizer.update(vec![NamedParam {
-            name: "W1".into(),
-            param,
-        }]);
+        optimizer.update(vec![NamedParam { name: "W1", param }]);
         w.iter().copied().collect()
     }
 

@@ -34,9 +34,9 @@ impl<A: NdFloat> Nesterov<A> {
 }
 
 impl<A: NdFloat> Optimizer<A> for Nesterov<A> {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+    fn update_param(&mut self, param: NamedParam<'_, A>) {
         let (lr, alpha) = (scalar::<A>(self.lr), scalar::<A>(self.momentum));
-        self.v.update(params, |w, v, g| {
+        self.v.update(param, |w, v, g| {
             *v = alpha * *v - lr * g;
             *w += alpha * alpha * *v - (A::one() + alpha) * lr * g;
         });

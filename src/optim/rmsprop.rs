@@ -35,13 +35,13 @@ impl<A: NdFloat> RmsProp<A> {
 }
 
 impl<A: NdFloat> Optimizer<A> for RmsProp<A> {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+    fn update_param(&mut self, param: NamedParam<'_, A>) {
         let (lr, rho, eps) = (
             scalar::<A>(self.lr),
             scalar::<A>(self.decay_rate),
             scalar::<A>(EPS),
         );
-        self.h.update(params, |w, h, g| {
+        self.h.update(param, |w, h, g| {
             *h = rho * *h + (A::one() - rho) * g * g;
             *w -= lr * g / (h.sqrt() + eps);
         });

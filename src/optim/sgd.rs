@@ -20,14 +20,12 @@ impl Sgd {
 }
 
 impl<A: NdFloat> Optimizer<A> for Sgd {
-    fn update(&mut self, params: Vec<NamedParam<'_, A>>) {
+    fn update_param(&mut self, param: NamedParam<'_, A>) {
         let lr = scalar::<A>(self.lr);
-        for p in params {
-            let mut p = p.param;
-            Zip::from(&mut p.value)
-                .and(&p.grad)
-                .for_each(|w, &g| *w -= lr * g);
-        }
+        let mut p = param.param;
+        Zip::from(&mut p.value)
+            .and(&p.grad)
+            .for_each(|w, &g| *w -= lr * g);
     }
 }
 
