@@ -5,13 +5,16 @@
 //! 100×784·784×50 against 37 for ndarray's matrixmultiply). `A` and `B` may be transposed
 //! views: no copy is made.
 //!
-//! Results do not depend on the thread count: work is split into blocks whose boundaries
+//! Results do not depend on the thread count: work is split into parts whose boundaries
 //! depend only on the shapes, and every output element is computed by one thread in a fixed
 //! order, so `--threads 1` and `--threads 2` give the same bits.
 //!
-//! Threads are scoped to each large product rather than kept in a pool: a pool's idle
-//! workers spin before they sleep, and on a two-core machine that spinning takes CPU time
-//! from the single-threaded passes between products.
+//! Threads come from rayon's pool, one per core, and the CLI runs each command on one of them
+//! ([`on_thread_pool`]), so that a parallel product or pass uses the calling thread and one
+//! other per remaining core: no thread is started per product, and there are never more
+//! busy or spinning threads than cores. Measured on W3 (784-1000-1000-10, batch 128): faer's
+//! parallel GEMM on the pool 10.5 ms per step against 12.6 for products cut into blocks run
+//! on threads started per product.
 //!
 //! After every faer product the upper halves of the AVX registers are cleared
 //! (`vzeroupper`): left dirty, they made every legacy-SSE instruction that
@@ -20,13 +23,16 @@
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, NdFloat};
+use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
 
 /// Threads used by the kernels; 0 means "not set": all cores.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Below this many multiply-adds (16 M) a product runs on one thread. Measured: the
-/// 100×784·784×50 product of the book's net (3.9 M) was no faster on two threads.
+/// Below this many multiply-adds (16 M) a product runs on one thread. Measured on the pool:
+/// W3's 128×1000·1000×10 products (1.3 M) took up to three times longer on two threads; the
+/// book's 100×784·784×50 (3.9 M) gained nothing that outlasted the machine's noise (W2 with a
+/// 2 M threshold: 0.98 × the time over 11 alternating runs), and split products allocate
+/// rayon's job records, which a W2 step otherwise does without (`tests/allocations.rs`).
 const PARALLEL_MIN_WORK: usize = 1 << 24;
 
 /// Sets how many threads the kernels use (1 = no parallelism at all).
@@ -69,9 +75,18 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Runs `f` on a thread of rayon's pool, which has one thread per core, as the CLI runs
+/// every command. Parallel products (see [`matmul`]) then run on the pool's threads with the
+/// calling thread among them, instead of the caller sleeping beside them while they run:
+/// as many threads as cores, and no waking of the caller after each product.
+pub fn on_thread_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // Called from outside the pool, `rayon::scope` runs its body on a thread of the pool.
+    rayon::scope(|_| f())
+}
+
 /// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when
-/// there is one thread or one job): the calling thread runs the first group, scoped threads
-/// that exist only for this call the others. For work on disjoint parts of arrays, such as
+/// there is one thread or one job): the calling thread runs the first group, rayon's pool the
+/// others. For work on disjoint parts of arrays, such as
 /// the images of a batch: each job writes only its own part, so the result does not depend
 /// on the split.
 pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
@@ -84,30 +99,24 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     let mut jobs = jobs.into_iter();
     let own: Vec<T> = jobs.by_ref().take(per_thread).collect();
     let f = &f;
-    std::thread::scope(|scope| {
+    rayon::in_place_scope(|scope| {
         loop {
             let group: Vec<T> = jobs.by_ref().take(per_thread).collect();
             if group.is_empty() {
                 break;
             }
-            scope.spawn(move || group.into_iter().for_each(f));
+            scope.spawn(move |_| group.into_iter().for_each(f));
         }
         own.into_iter().for_each(f);
     });
 }
 
-/// Rows (or columns) per block when splitting a side of `len`: depends only on the shape,
-/// never on the thread count, so results are the same whatever the thread count.
-fn block_len(len: usize) -> usize {
-    len.div_ceil(8).next_multiple_of(8).clamp(16, 512)
-}
-
 /// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
 ///
-/// Large products are split into blocks of rows (or of columns, when `C` is wider than it is
-/// tall) shared among scoped threads that exist only for the product ([`parallel_each`]): no
-/// worker spins waiting for work afterwards, which on two cores would slow the element-wise
-/// passes that follow.
+/// Products of at least 16 M multiply-adds run on [`threads`] threads by
+/// faer's parallel GEMM on rayon's pool: it splits `C` into tiles, each computed by one
+/// thread with the additions in the same order as on one thread, so the bits do not depend on
+/// the thread count (tested below).
 ///
 /// # Panics
 /// When the shapes do not chain.
@@ -127,50 +136,22 @@ pub fn matmul<A: NdFloat>(
         b.shape(),
         c.shape()
     );
-    // Split the longer side of C, so that each block still has a wide product to do and
-    // packs only its own part of the other operand.
-    let along_rows = m >= n;
-    let (side, block) = if along_rows {
-        (m, block_len(m))
-    } else {
-        (n, block_len(n))
-    };
-    if threads() == 1 || m * k * n < PARALLEL_MIN_WORK || side <= block {
-        return gemm_seq(a, b, c, accumulate);
-    }
-    let blocks: Vec<_> = if along_rows {
-        c.axis_chunks_iter_mut(Axis(0), block)
-            .zip(a.axis_chunks_iter(Axis(0), block))
-            .map(|(c, a)| (a, b, c))
-            .collect()
-    } else {
-        c.axis_chunks_iter_mut(Axis(1), block)
-            .zip(b.axis_chunks_iter(Axis(1), block))
-            .map(|(c, b)| (a, b, c))
-            .collect()
-    };
-    parallel_each(blocks, |(a, b, c)| gemm_seq(a, b, c, accumulate));
-}
-
-/// One GEMM on the calling thread: faer for `f32`/`f64`, ndarray's otherwise.
-fn gemm_seq<A: NdFloat>(
-    a: ArrayView2<'_, A>,
-    b: ArrayView2<'_, A>,
-    mut c: ArrayViewMut2<'_, A>,
-    accumulate: bool,
-) {
     if a.is_empty() || b.is_empty() || c.is_empty() {
         if !accumulate {
             c.fill(A::zero());
         }
         return;
     }
+    let par = match threads() {
+        threads if threads > 1 && m * k * n >= PARALLEL_MIN_WORK => faer::Par::rayon(threads),
+        _ => faer::Par::Seq,
+    };
     if TypeId::of::<A>() == TypeId::of::<f32>() {
         // SAFETY: A is f32, so the views have the element type they are cast to.
-        unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+        unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0, par) }
     } else if TypeId::of::<A>() == TypeId::of::<f64>() {
         // SAFETY: A is f64.
-        unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
+        unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0, par) }
     } else {
         let beta = if accumulate { A::one() } else { A::zero() };
         ndarray::linalg::general_mat_mul(A::one(), &a, &b, beta, &mut c);
@@ -230,6 +211,7 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
     mut c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     one: T,
+    par: faer::Par,
 ) {
     let view = |x: &ArrayView2<'_, T>| {
         let s = x.strides();
@@ -253,7 +235,7 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
     } else {
         faer::Accum::Replace
     };
-    faer::linalg::matmul::matmul(fc, accum, fa, fb, one, faer::Par::Seq);
+    faer::linalg::matmul::matmul(fc, accum, fa, fb, one, par);
     clear_upper_registers();
 }
 
@@ -304,28 +286,54 @@ mod tests {
         );
     }
 
+    /// An Affine layer's three products: `X·W`, `Xᵀ·dY`, `dY·Wᵀ` (transposes as views).
+    fn affine_products(x: &Array2<f32>, w: &Array2<f32>, dy: &Array2<f32>) -> [Array2<f32>; 3] {
+        let mut y = Array2::ones((x.nrows(), w.ncols()));
+        matmul(x.view(), w.view(), y.view_mut(), true);
+        let mut dw = Array2::zeros(w.raw_dim());
+        matmul(x.t(), dy.view(), dw.view_mut(), false);
+        let mut dx = Array2::zeros(x.raw_dim());
+        matmul(dy.view(), w.t(), dx.view_mut(), false);
+        [y, dw, dx]
+    }
+
     #[test]
     fn results_are_the_same_bits_on_one_thread_and_many() {
-        // Shapes above the parallel threshold, with odd sizes; a transposed operand too.
-        let x = random((600, 257), 4, 0.0).mapv(|v| v as f32);
-        let w = random((257, 131), 5, -10.0).mapv(|v| v as f32);
-        let dy = random((600, 131), 6, -10.0).mapv(|v| v as f32);
-        let x_t = x.t().as_standard_layout().into_owned();
+        // Odd sizes, and the two hidden layers of W3 (784-1000-1000-10, batch 128), all above
+        // the parallel threshold; on 2, 3 and 4 threads, inside the pool and outside.
+        let f32s = |shape, seed| random(shape, seed, -10.0).mapv(|v| v as f32);
+        // X (N, D), W (D, M), dY (N, M)
+        let layer = |(n, d, m), seed| {
+            (
+                f32s((n, d), seed),
+                f32s((d, m), seed + 1),
+                f32s((n, m), seed + 2),
+            )
+        };
+        let layers = [
+            layer((600, 257, 131), 4),
+            layer((128, 784, 1000), 7),
+            layer((128, 1000, 1000), 10),
+        ];
         // Other tests in this process may run meanwhile: they only get another speed.
         let run = |threads: usize| {
             set_threads(threads);
-            let mut y = Array2::zeros((600, 131));
-            matmul(x.view(), w.view(), y.view_mut(), false);
-            let mut dw = Array2::zeros((257, 131));
-            matmul(x.t(), dy.view(), dw.view_mut(), false);
-            // wider than tall, so split by columns; B row-major and transposed
-            let mut wide = Array2::zeros((131, 600));
-            matmul(w.t(), x_t.view(), wide.view_mut(), false);
-            let mut wide_t = Array2::zeros((131, 600));
-            matmul(w.t(), x.t(), wide_t.view_mut(), false);
-            (y, dw, wide, wide_t)
+            layers
+                .iter()
+                .map(|(x, w, dy)| affine_products(x, w, dy))
+                .collect::<Vec<_>>()
         };
-        assert_eq!(run(1), run(2));
-        assert_eq!(run(1), run(3));
+        let one = run(1);
+        for threads in [2, 3, 4] {
+            assert!(run(threads) == one, "{threads} threads");
+            let pooled = on_thread_pool(|| run(threads));
+            assert!(pooled == one, "{threads} threads, on the pool");
+        }
+    }
+
+    #[test]
+    fn commands_run_on_a_thread_of_the_pool() {
+        assert_eq!(rayon::current_thread_index(), None);
+        assert!(on_thread_pool(rayon::current_thread_index).is_some());
     }
 }

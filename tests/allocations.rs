@@ -1,5 +1,7 @@
 //! A training step of a dense net allocates nothing once the first steps have sized every
 //! buffer: counted by a global allocator that tallies the allocations of the calling thread.
+//! (Products large enough to be split among threads, 16 M multiply-adds and up such as W3's,
+//! allocate rayon's small job records; the nets here stay below.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

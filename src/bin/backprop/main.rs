@@ -72,7 +72,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = match cli.command {
+    let run = move || match cli.command {
         Command::Apple(args) => apple::run(&args),
         Command::Gradcheck(args) => gradcheck::run(&args),
         Command::Train(args) => train::run(&args),
@@ -84,6 +84,7 @@ fn main() -> ExitCode {
         Command::Misclassified(args) => visualize::misclassified(&args),
         Command::Bench(args) => bench::run(&args),
     };
+    let result = backprop::linalg::on_thread_pool(run);
     match result {
         Ok(code) => code,
         Err(e) => {
