@@ -111,6 +111,15 @@ fn reject_leftovers(state: State) -> Result<()> {
     }
 }
 
+/// Parameters of at least this many elements (64 Ki) are updated on all threads.
+const PARALLEL_MIN_LEN: usize = 1 << 16;
+
+/// Whether a parameter of `len` elements is updated on all threads (rayon's, through
+/// `Zip::par_for_each`). Each element is updated on its own, so the bits are the same either way.
+fn on_all_threads(len: usize) -> bool {
+    crate::linalg::threads() > 1 && len >= PARALLEL_MIN_LEN
+}
+
 /// A hyper-parameter in the float type.
 fn scalar<A: NdFloat>(v: f64) -> A {
     A::from(v).expect("a hyper-parameter fits the float type")
@@ -152,13 +161,17 @@ impl<A: NdFloat> Slots<A> {
 
     /// Applies `rule(w, s, g)` to every element `w` of parameter `p`, with `s` its state
     /// element and `g` its gradient element.
-    fn update(&mut self, p: NamedParam<'_, A>, rule: impl Fn(&mut A, &mut A, A)) {
+    fn update(&mut self, p: NamedParam<'_, A>, rule: impl Fn(&mut A, &mut A, A) + Sync + Send) {
         let mut param = p.param;
+        let len = param.value.len();
         let slot = self.get(p.name, param.value.raw_dim());
-        Zip::from(&mut param.value)
-            .and(slot)
-            .and(&param.grad)
-            .for_each(|w, s, &g| rule(w, s, g));
+        let zip = Zip::from(&mut param.value).and(slot).and(&param.grad);
+        let rule = |w: &mut A, s: &mut A, &g: &A| rule(w, s, g);
+        if on_all_threads(len) {
+            zip.par_for_each(rule);
+        } else {
+            zip.for_each(rule);
+        }
     }
 
     /// The state of an optimizer that has only this kind.
@@ -233,6 +246,30 @@ mod tests {
             let mut b = spec.build::<f64>();
             b.load_state(a.state()).unwrap();
             assert_eq!(step(a.as_mut(), [0.5, 0.25]), step(b.as_mut(), [0.5, 0.25]));
+        }
+    }
+
+    #[test]
+    fn large_parameters_get_the_same_bits_on_one_thread_and_many() {
+        // 300 × 300 = 90,000 elements: updated on all threads when there are several.
+        let g = crate::gradient::standard_normal::<f32>(&[300, 300], 2);
+        for kind in OptimizerKind::ALL {
+            let run = |threads: usize| {
+                crate::linalg::set_threads(threads);
+                let mut optimizer = OptimizerSpec::new(kind).build::<f32>();
+                let mut w = crate::gradient::standard_normal::<f32>(&[300, 300], 1);
+                let mut g = g.clone();
+                for _ in 0..3 {
+                    let param = crate::layers::Param {
+                        name: "W",
+                        value: w.view_mut(),
+                        grad: g.view_mut(),
+                    };
+                    optimizer.update(vec![NamedParam { name: "W1", param }]);
+                }
+                w
+            };
+            assert_eq!(run(1), run(2), "{kind}");
         }
     }
 
