@@ -79,7 +79,14 @@ fn cores() -> usize {
 /// every command. Parallel products (see [`matmul`]) then run on the pool's threads with the
 /// calling thread among them, instead of the caller sleeping beside them while they run:
 /// as many threads as cores, and no waking of the caller after each product.
+///
+/// The pool's threads get the 8 MiB stack of a main thread, so that a command has the same
+/// room there as it would on the main thread (unless something built the pool before).
 pub fn on_thread_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    // An error only says that the pool exists already.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(8 << 20)
+        .build_global();
     // Called from outside the pool, `rayon::scope` runs its body on a thread of the pool.
     rayon::scope(|_| f())
 }
