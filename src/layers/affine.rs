@@ -13,7 +13,8 @@
 //! From the second training step on, neither pass allocates: `∂L/∂X` is written into the
 //! buffer of the cached `X` (no longer needed once `∂L/∂W` is known), the buffer of `∂L/∂Y`
 //! received by `backward` holds the next `Y`, and as a net's first layer
-//! ([`Layer::forward_input`]) the data is copied into the buffer of the last input.
+//! ([`Layer::forward_input`]) the data is copied into the buffer of the last input. So
+//! `backward` uses up the cached `X`: each `backward` needs a `forward` before it.
 //!
 //! An input with more than two axes, such as images `(N, C, H, W)`, is flattened to
 //! `(N, C·H·W)` and `∂L/∂X` is reshaped back. Caches the flattened `X` and the input shape.

@@ -47,7 +47,7 @@ struct Entry<A: NdFloat> {
     /// The layer's name, such as `Affine1`.
     name: String,
     layer: Box<dyn Layer<A>>,
-    /// The number of its parameters and buffers (`1` for `W1`).
+    /// The numeral in the names of its parameters and buffers (`1` in `W1`).
     number: usize,
     /// The net-wide names of its parameters, in the order it visits them (`W1`, `b1`).
     param_names: Vec<String>,

@@ -16,8 +16,8 @@
 //!
 //! `g` is `∂L/∂W`. [`Optimizer::update`] takes the parameters as a list, as the book's
 //! `update(params, grads)`; training calls [`Optimizer::step`], which visits them in the net
-//! without collecting them, so that a training step allocates nothing. [`OptimizerSpec`] names an optimizer and its hyper-parameters, as the CLI's
-//! `--optimizer` does, and builds it.
+//! without collecting them, so that a training step allocates nothing. [`OptimizerSpec`]
+//! names an optimizer and its hyper-parameters, as the CLI's `--optimizer` does, and builds it.
 
 mod adagrad;
 mod adam;
