@@ -19,7 +19,7 @@ use backprop::linalg::matmul;
 use backprop::net::{Init, MultiLayerNet};
 use backprop::optim::{Optimizer, OptimizerKind, OptimizerSpec};
 use backprop::train::evaluate;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use ndarray::Array2;
 use rand::SeedableRng;
 
@@ -193,4 +193,11 @@ fn config() -> Criterion {
 }
 
 criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather, passes, convolution }
-criterion_main!(benches);
+/// As the CLI runs its commands: on a thread of rayon's pool, so that parallel products use
+/// the calling thread as `backprop bench` does (`linalg::on_thread_pool`).
+fn main() {
+    backprop::linalg::on_thread_pool(|| {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    });
+}
