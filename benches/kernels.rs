@@ -1,9 +1,9 @@
-//! Criterion benches of the hot kernels: matrix products, the affine layer's
-//! forward and backward, softmax-with-loss, batch gathering, im2col, and the convolution and
-//! pooling layers; and of whole passes, where kernels slow each other down (a product that
-//! leaves the CPU's vector state dirty slows the softmax after it): a W2 training step and
-//! an evaluation of the 10,000 test images. Shapes are those of the benchmark workloads (W1/W2: batch 100,
-//! 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10; W4: SimpleConvNet, batch 100) and of
+//! Criterion benches of the hot kernels: matrix products, the affine layer's forward and
+//! backward, softmax-with-loss, batch gathering, im2col, and the convolution and pooling
+//! layers; and of whole passes, where kernels slow each other down (a product that leaves the
+//! CPU's vector state dirty slows the softmax after it): a step of the trainer on W2 and an
+//! evaluation of the 10,000 test images. Shapes are those of the benchmark workloads (W1/W2:
+//! batch 100, 784 → 50 → 10; W3: batch 128, 784 → 1000 → 1000 → 10; W4: SimpleConvNet, batch 100) and of
 //! DeepConvNet's widest convolution.
 //!
 //! `cargo bench --bench kernels`
@@ -16,9 +16,9 @@ use backprop::layers::{
     Affine, Convolution, Layer, Mode, Pooling, SoftmaxWithLoss, Window, im2col,
 };
 use backprop::linalg::matmul;
-use backprop::net::{Init, MultiLayerNet};
-use backprop::optim::{Optimizer, OptimizerKind, OptimizerSpec};
-use backprop::train::evaluate;
+use backprop::net::NetSpec;
+use backprop::optim::Sgd;
+use backprop::train::{TrainConfig, Trainer, evaluate};
 use criterion::{Criterion, criterion_group};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -106,31 +106,26 @@ fn loss_and_gather(c: &mut Criterion) {
 fn passes(c: &mut Criterion) {
     let mut group = c.benchmark_group("pass");
     let data = backprop::data::load(Some(Known::Mnist), None).expect("MNIST is built in");
-    let mut net = MultiLayerNet {
-        init: Init::Std(0.01),
-        ..MultiLayerNet::new("784-50-10".parse().expect("a valid spec"))
-    }
-    .build::<f32>(0);
-    let mut sampler = Sampler::new(Sampling::WithReplacement, data.train.len(), 0);
-    let (mut indices, mut batch) = (Vec::new(), Batch::<f32>::default());
-    let mut sgd = OptimizerSpec::new(OptimizerKind::Sgd).with_lr(0.1).build();
-    // A fresh batch each time, as in training: one batch over and over would drive its
-    // gradients towards zero, into slow subnormal arithmetic.
-    group.bench_function(
-        "W2 step: sample + gather + gradient + SGD, 784-50-10, batch 100",
-        |b| {
-            b.iter(|| {
-                sampler.next_batch(100, &mut indices);
-                batch.gather(&data.train, &indices);
-                let targets = Targets::Indices(batch.t.clone());
-                let loss = net.gradient(batch.x.view().into_dyn(), &targets);
-                sgd.update(net.params_mut());
-                loss
-            })
-        },
-    );
+    let net = "784-50-10"
+        .parse::<NetSpec>()
+        .expect("a valid spec")
+        .build::<f32>(0.01, 0);
+    // The trainer's own step (sample, gather, prefetch, gradient, SGD) on a fresh batch each
+    // time: one batch over and over would drive its gradients into subnormal arithmetic.
+    let config = TrainConfig {
+        iters: usize::MAX,
+        eval_every: None,
+        ..TrainConfig::book(data.train.len())
+    };
+    let mut trainer = Trainer::new(net, Sgd::new(0.1), &data, config).expect("the net fits");
+    group.bench_function("W2 step of the trainer, 784-50-10, batch 100", |b| {
+        b.iter(|| {
+            let next = trainer.iteration() + 1;
+            trainer.run_until(next, |_| {}).expect("a finite loss");
+        })
+    });
     group.bench_function("evaluate 784-50-10 on 10,000 test images", |b| {
-        b.iter(|| evaluate(&mut net, &data.test, 10).accuracy)
+        b.iter(|| evaluate(&mut trainer.net, &data.test, 10).accuracy)
     });
     group.finish();
 }

@@ -72,10 +72,12 @@
 //! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered (the next
 //! batch's images are prefetched while the current one is computed), and evaluation runs in
 //! blocks of [`net::Sequential::eval_rows`] rows shared among the cores (a copy of the net
-//! for each thread besides the caller's), so the book's run peaks near 70 MB. Products above 16 M multiply-adds are
-//! split across threads in blocks fixed by the shape alone, so the same seed gives the same
-//! bits at any `--threads`; after each product the AVX registers' upper halves are cleared,
-//! or every SSE instruction after it would stall. Convolutions run image by image on
+//! for each thread besides the caller's), so the book's run peaks near 70 MB. After its first
+//! step, a dense net's training step allocates nothing: layers keep their buffers. Products
+//! of 16 M multiply-adds and more run on faer's parallel GEMM over rayon's pool, on which the
+//! CLI runs its commands ([`linalg::on_thread_pool`]); faer splits the output, never a sum,
+//! so the same seed gives the same bits at any `--threads`. After each product the AVX
+//! registers' upper halves are cleared, or every SSE instruction after it would stall. Convolutions run image by image on
 //! transposed im2col buffers kept from pass to pass, the images of a batch shared among the
 //! cores, with `∂L/∂W` summed in fixed groups of images so that the bits do not depend on the
 //! thread count either; ReLU and 2×2 max pooling are written with selects rather than

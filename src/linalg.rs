@@ -5,9 +5,10 @@
 //! 100×784·784×50 against 37 for ndarray's matrixmultiply). `A` and `B` may be transposed
 //! views: no copy is made.
 //!
-//! Results do not depend on the thread count: work is split into parts whose boundaries
-//! depend only on the shapes, and every output element is computed by one thread in a fixed
-//! order, so `--threads 1` and `--threads 2` give the same bits.
+//! Results do not depend on the thread count: every output element is computed by one thread
+//! with its additions in the same order whatever the thread count (faer splits `C`, never
+//! the sum over `k`; [`parallel_each`]'s jobs write disjoint parts), so `--threads 1` and
+//! `--threads 2` give the same bits.
 //!
 //! Threads come from rayon's pool, one per core, and the CLI runs each command on one of them
 //! ([`on_thread_pool`]), so that a parallel product or pass uses the calling thread and one
@@ -50,10 +51,16 @@ thread_local! {
 /// already share the cores among themselves (independent training runs): nested kernels then
 /// do not start threads of their own. Other threads are not affected.
 pub fn one_thread_each<R>(f: impl FnOnce() -> R) -> R {
-    let before = WORKER.with(|w| w.replace(true));
-    let result = f();
-    WORKER.with(|w| w.set(before));
-    result
+    /// Puts the flag back as it was, also when `f` panics: the threads of rayon's pool
+    /// outlive the panic and must not stay limited to themselves.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WORKER.with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Restore(WORKER.with(|w| w.replace(true)));
+    f()
 }
 
 /// The number of threads the kernels use: 1 inside [`one_thread_each`], else as set, else
@@ -93,9 +100,8 @@ pub fn on_thread_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when
 /// there is one thread or one job): the calling thread runs the first group, rayon's pool the
-/// others. For work on disjoint parts of arrays, such as
-/// the images of a batch: each job writes only its own part, so the result does not depend
-/// on the split.
+/// others. For work on disjoint parts of arrays, such as the images of a batch: each job
+/// writes only its own part, so the result does not depend on the split.
 pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     let threads = threads().min(jobs.len());
     if threads <= 1 {
@@ -336,6 +342,16 @@ mod tests {
             let pooled = on_thread_pool(|| run(threads));
             assert!(pooled == one, "{threads} threads, on the pool");
         }
+    }
+
+    #[test]
+    fn a_panicking_worker_gets_its_threads_back() {
+        let worker = || WORKER.with(std::cell::Cell::get);
+        let caught = std::panic::catch_unwind(|| one_thread_each(|| panic!("a worker failed")));
+        assert!(caught.is_err());
+        assert!(!worker(), "the thread stayed limited to itself");
+        assert!(one_thread_each(worker));
+        assert!(!worker());
     }
 
     #[test]

@@ -160,7 +160,7 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
             .map(|(row, &t)| (t, argmax(row.iter().copied())))
             .collect();
         softmax_in_place(y);
-        // A copy of one block's labels; the loss layer keeps its own copy too.
+        // Targets own their labels: a copy of the block's.
         let targets = Targets::Indices(labels.to_vec());
         let mean = cross_entropy_error(y.view(), &targets)
             .to_f64()
@@ -202,6 +202,11 @@ pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<us
     })
     .concat()
 }
+
+/// Room reserved up front for the losses of this many iterations (8 MB), so that a step
+/// allocates nothing (`tests/allocations.rs`); longer runs grow the list by doubling, and an
+/// absurd `--iters` reserves no more than this.
+const LOSSES_RESERVED: usize = 1 << 20;
 
 /// A training run in progress: net, optimizer, data, schedule and position.
 pub struct Trainer<'d, A: NdFloat, O> {
@@ -275,8 +280,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             upcoming: Vec::with_capacity(config.batch),
             iter: 0,
             history: Vec::new(),
-            // Room for every loss up front: a step allocates nothing (tests/allocations.rs).
-            losses: Vec::with_capacity(config.iters),
+            losses: Vec::with_capacity(config.iters.min(LOSSES_RESERVED)),
             loss_since_eval: (0.0, 0),
             elapsed_before: 0.0,
         })

@@ -90,6 +90,24 @@ fn deeper_nets_from_a_spec_train_too() {
 }
 
 #[test]
+fn an_absurd_iteration_count_trains_without_reserving_memory_for_it() {
+    // A loss per iteration is kept; room for 2⁴⁰ of them (8 TB) must not be asked for up front.
+    let data = mnist().subset(1_000, 100);
+    let config = TrainConfig {
+        iters: 1 << 40,
+        ..TrainConfig::book(data.train.len())
+    };
+    let net = "784-50-10"
+        .parse::<NetSpec>()
+        .unwrap()
+        .build::<f32>(0.01, 0);
+    let mut trainer = Trainer::new(net, Sgd::new(0.1), &data, config).unwrap();
+    trainer.run_until(20, |_| {}).unwrap();
+    assert_eq!(trainer.losses().len(), 20);
+    assert!(trainer.losses()[19] < trainer.losses()[0]);
+}
+
+#[test]
 fn divergence_stops_with_the_iteration_named() {
     let out = backprop(&[
         "train",
