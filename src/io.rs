@@ -17,6 +17,13 @@
 //! | `input_shape` | `28x28` |
 //! | `classes` | the class names as a JSON list |
 //! | `dataset` | the data set trained on |
+//! | `test_accuracy` | the test accuracy of the run's last evaluation, when it had one |
+//!
+//! A checkpoint (`checkpoint.safetensors` of `backprop train --checkpoint-every`) is such a
+//! file with the trainer's state besides: the optimizer's tensors (`optimizer/…`), the loss
+//! of every iteration (`train/losses`) and the position in the run (metadata `trainer`).
+//! [`load_model`] reads its weights like a model's and says in [`ModelInfo::checkpoint`]
+//! at which iteration it was taken.
 //!
 //! Such a file loads in numpy or PyTorch with the `safetensors` package
 //! (`safetensors.numpy.load_file`), and a file written there with the book's names loads here:
@@ -38,6 +45,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{Error, Result};
 use crate::net::{Activation, Architecture, Init, MultiLayerNet, NetSpec, Sequential};
+use crate::pause_points::pause;
 
 /// Values (64 MB of `f32`) that a model file's metadata may make the loader allocate even
 /// when the file holds fewer, so that a file with a tensor missing gets a message naming it.
@@ -92,9 +100,14 @@ impl Staged {
         let mut tmp = builder
             .tempfile_in(dir)
             .map_err(|e| Error::io(dir, without_temp_name(e)))?;
+        pause(|| format!("temporary {}", file_name(path)));
         let file = tmp.as_file_mut();
-        file.write_all(bytes).map_err(|e| Error::io(path, e))?;
+        let (first, second) = bytes.split_at(bytes.len() / 2);
+        file.write_all(first).map_err(|e| Error::io(path, e))?;
+        pause(|| format!("half {}", file_name(path)));
+        file.write_all(second).map_err(|e| Error::io(path, e))?;
         file.sync_all().map_err(|e| Error::io(path, e))?;
+        pause(|| format!("synced {}", file_name(path)));
         self.files.push((tmp, path.to_path_buf()));
         Ok(())
     }
@@ -107,6 +120,7 @@ impl Staged {
         for (tmp, path) in self.files {
             tmp.persist(&path)
                 .map_err(|e| Error::io(&path, without_temp_name(e.error)))?;
+            pause(|| format!("renamed {}", file_name(&path)));
             let dir = folder_of(&path).to_path_buf();
             if !folders.contains(&dir) {
                 folders.push(dir);
@@ -130,6 +144,13 @@ fn without_temp_name(e: std::io::Error) -> std::io::Error {
         Some(end) => std::io::Error::new(e.kind(), &text[..end]),
         None => e,
     }
+}
+
+/// The last part of `path`, as the pause points name it.
+fn file_name(path: &Path) -> std::borrow::Cow<'_, str> {
+    path.file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy()
 }
 
 /// The folder `path` is in (`.` for a bare file name).
@@ -171,6 +192,45 @@ pub struct ModelInfo {
     pub class_names: Vec<String>,
     /// The data set trained on, when known.
     pub dataset: Option<String>,
+    /// The test accuracy of the run's last evaluation, when known.
+    pub test_accuracy: Option<f64>,
+    /// Where in its run the file was taken, when it is a checkpoint (not saved by
+    /// [`save_model`]: a model file is a finished run).
+    pub checkpoint: Option<RunPosition>,
+}
+
+/// Where in a training run a checkpoint was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPosition {
+    /// Iterations done.
+    pub iteration: usize,
+    /// Iterations the run was to do.
+    pub iters: usize,
+}
+
+/// The metadata key of a checkpoint's trainer state.
+pub const TRAINER_KEY: &str = "trainer";
+
+/// The tensors of a checkpoint that are the trainer's, not the net's.
+fn is_trainer_tensor(name: &str) -> bool {
+    name.starts_with("optimizer/") || name.starts_with("train/")
+}
+
+/// The position and the last test accuracy recorded in a checkpoint's trainer state (the
+/// JSON of [`crate::train::Trainer::checkpoint`]); `None` when `json` is not one.
+fn checkpoint_position(json: &str) -> Option<(RunPosition, Option<f64>)> {
+    let state: serde_json::Value = serde_json::from_str(json).ok()?;
+    let count = |v: &serde_json::Value| v.as_u64().and_then(|n| usize::try_from(n).ok());
+    let position = RunPosition {
+        iteration: count(state.get("iter")?)?,
+        iters: count(state.get("config")?.get("iters")?)?,
+    };
+    let accuracy = state
+        .get("history")?
+        .as_array()?
+        .last()
+        .and_then(|r| r.get("test_acc")?.as_f64());
+    Some((position, accuracy))
 }
 
 impl ModelInfo {
@@ -214,6 +274,9 @@ impl ModelInfo {
         );
         if let Some(dataset) = &self.dataset {
             meta.insert("dataset".into(), dataset.clone());
+        }
+        if let Some(accuracy) = self.test_accuracy {
+            meta.insert("test_accuracy".into(), accuracy.to_string());
         }
         meta
     }
@@ -419,6 +482,16 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
         path: path.to_path_buf(),
         what,
     };
+    let checkpoint = match file.metadata.get(TRAINER_KEY) {
+        Some(json) => Some(checkpoint_position(json).ok_or_else(|| {
+            invalid("metadata trainer is not the state of a `backprop train` run".into())
+        })?),
+        None => None,
+    };
+    if checkpoint.is_some() {
+        // The optimizer's state and the losses are for resuming; the weights are the model.
+        file.tensors.retain(|(name, _)| !is_trainer_tensor(name));
+    }
     let meta = &file.metadata;
     let net = match meta.get("architecture") {
         Some(json) => serde_json::from_str::<Architecture>(json)
@@ -451,6 +524,13 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
             .cloned()
             .unwrap_or_else(|| PIXEL_NORMALISATION.into()),
         dataset: meta.get("dataset").cloned(),
+        test_accuracy: match meta.get("test_accuracy") {
+            Some(text) => Some(text.parse::<f64>().map_err(|_| {
+                invalid(format!("metadata test_accuracy {text:?} is not a number"))
+            })?),
+            None => checkpoint.and_then(|(_, accuracy)| accuracy),
+        },
+        checkpoint: checkpoint.map(|(position, _)| position),
         net,
         input_shape,
         class_names,
@@ -491,18 +571,47 @@ pub fn model_from(mut file: TensorFile, path: &Path) -> Result<(Sequential<f32>,
     if !file.tensors.is_empty() {
         let names: Vec<&str> = file.tensors.iter().map(|(n, _)| n.as_str()).collect();
         return Err(invalid(format!(
-            "unexpected tensors {}: net {} holds {} only",
+            "unexpected tensors {}: net {} holds {} only; {}",
             names.join(", "),
             info.net.layout(),
             named_params(&mut net)
                 .iter()
                 .map(|(n, _)| n.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            what_extra_tensors_mean(&names)
         )));
     }
     Ok((net, info))
 }
+
+/// What a file whose tensors include `extra` (names the net does not have) seems to be, and
+/// what to do with it.
+fn what_extra_tensors_mean(extra: &[&str]) -> String {
+    if extra.iter().any(|n| is_trainer_tensor(n)) {
+        "they look like a checkpoint's optimizer state, but the file has no trainer state in its \
+         metadata (was it re-saved by another tool?); resume from the original checkpoint.safetensors, \
+         or save only the net's tensors"
+            .into()
+    } else if extra.iter().any(|n| looks_like_pytorch(n)) {
+        PYTORCH_ADVICE.into()
+    } else {
+        "the file seems to hold a bigger net than its metadata (or its W1…Wk) describe, or other \
+         tensors besides; save only the net's tensors, named as in the book"
+            .into()
+    }
+}
+
+/// Whether a tensor name is in the style of a PyTorch `state_dict` (`fc1.weight`, `0.bias`).
+fn looks_like_pytorch(name: &str) -> bool {
+    [".weight", ".bias", ".running_mean", ".running_var"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
+/// What to do with a PyTorch `state_dict`.
+const PYTORCH_ADVICE: &str = "they look like a PyTorch state_dict; name the tensors W1, b1, W2, b2, … \
+     as in the book, with each W of shape (in, out) (Linear.weight transposed)";
 
 /// The fully connected net described by a file's metadata (`net`, `activation`, `batch_norm`,
 /// `dropout`, `weight_decay`), or inferred from its tensors when it has none.
@@ -646,9 +755,12 @@ fn infer_spec(file: &TensorFile, path: &Path) -> Result<NetSpec> {
         }
     }
     if sizes.is_empty() {
-        return Err(invalid(
-            "no tensor W1: a model file names its weights W1, b1, W2, b2, … as in the book".into(),
-        ));
+        let pytorch = file.tensors.iter().any(|(n, _)| looks_like_pytorch(n));
+        return Err(invalid(if pytorch {
+            format!("no tensor W1: {PYTORCH_ADVICE}")
+        } else {
+            "no tensor W1: a model file names its weights W1, b1, W2, b2, … as in the book".into()
+        }));
     }
     NetSpec::new(sizes).map_err(|e| invalid(e.to_string()))
 }

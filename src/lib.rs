@@ -112,6 +112,7 @@ pub mod layers;
 pub mod linalg;
 pub mod net;
 pub mod optim;
+pub mod pause_points;
 pub mod plot;
 pub mod train;
 

@@ -1,8 +1,8 @@
 //! Matrix products for the layers, and the thread count they run on.
 //!
 //! [`matmul`]: `C ← A·B` (or `C ← C + A·B`) by faer's GEMM, the fastest option measured on
-//! this project's shapes (`../shared/peers` gemm table: 63 GFLOP/s single-threaded on
-//! 100×784·784×50 against 37 for ndarray's matrixmultiply). `A` and `B` may be transposed
+//! this project's shapes (63 GFLOP/s single-threaded on 100×784·784×50 against 37 for
+//! ndarray's matrixmultiply, on the Skylake-SP machine of BENCHMARKS.md's GEMM ceilings). `A` and `B` may be transposed
 //! views: no copy is made.
 //!
 //! Results do not depend on the thread count: every output element is computed by one thread

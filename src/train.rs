@@ -23,6 +23,7 @@ use crate::layers::Mode;
 use crate::linalg;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
+use crate::pause_points::pause;
 
 /// The schedule of a training run.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -358,11 +359,13 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             self.loss_since_eval.0 += loss;
             self.loss_since_eval.1 += 1;
             observe(Event::Step { iter: i, loss });
+            pause(|| format!("iter {i}"));
             if self.config.eval_every.is_some_and(|every| i % every == 0) {
                 let record =
                     self.evaluate_now(self.elapsed_before + started.elapsed().as_secs_f64());
                 self.history.push(record);
                 observe(Event::Evaluated(self.history.last().expect("just pushed")));
+                pause(|| format!("evaluated {i}"));
             }
         }
         Ok(())
@@ -414,7 +417,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         let mut meta = info.to_metadata();
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         meta.insert(
-            "trainer".into(),
+            crate::io::TRAINER_KEY.into(),
             serde_json::to_string(&position).expect("the position serialises"),
         );
         crate::io::encode_tensors(&f32_tensors, &f64_tensors, meta)
@@ -434,7 +437,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             path: path.to_path_buf(),
             what,
         };
-        let position: Position = match file.metadata.get("trainer") {
+        let position: Position = match file.metadata.get(crate::io::TRAINER_KEY) {
             Some(json) => {
                 serde_json::from_str(json).map_err(|e| invalid(format!("trainer state: {e}")))?
             }

@@ -35,6 +35,8 @@ fn info(data: &Dataset) -> ModelInfo {
         input_shape: Some((28, 28)),
         class_names: data.class_names.clone(),
         dataset: Some(data.name.clone()),
+        test_accuracy: None,
+        checkpoint: None,
     }
 }
 

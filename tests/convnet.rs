@@ -35,6 +35,8 @@ fn train_small(arch: &Architecture, iters: usize, dir: &Path) -> f64 {
         input_shape: Some((28, 28)),
         class_names: data.class_names.clone(),
         dataset: Some("mnist".into()),
+        test_accuracy: None,
+        checkpoint: None,
     };
     save_model(&dir.join("model.safetensors"), &mut trainer.net, &info).unwrap();
     evaluate(&mut trainer.net, &data.test, 10).accuracy
@@ -143,6 +145,8 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
         input_shape: Some((28, 28)),
         class_names: data.class_names.clone(),
         dataset: None,
+        test_accuracy: None,
+        checkpoint: None,
     };
     let bytes = first.checkpoint(&info, &Default::default());
     let path = Path::new("checkpoint.safetensors");

@@ -1,15 +1,18 @@
-//! Faults that must lose nothing: a training run killed (SIGKILL) at random moments and in
-//! the middle of its writes leaves only complete files and resumes to the same bits as a run
-//! never killed; a write that fails (file too large, read-only folder) leaves the previous
-//! files as they were.
+//! Faults that must lose nothing: a training run killed (SIGKILL) at moments all through it
+//! and in the middle of its writes leaves only complete files and resumes to the same bits as
+//! a run never killed; a write that fails (file too large, read-only folder) leaves the
+//! previous files as they were.
+//!
+//! The kills land at pause points the run reports (`backprop::pause_points`): an iteration,
+//! an evaluation, a write begun, half written, synced or renamed. They are chosen from that
+//! sequence of moments, which is the same on any machine at any speed, never by a delay.
 
 mod common;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use backprop::io::TensorFile;
-use common::{backprop, metrics, stderr, weights};
+use common::{Paused, backprop, metrics, stderr, weights};
 use rand::{Rng, SeedableRng};
 
 /// A short run that checkpoints often, so that many kills land in a write.
@@ -26,36 +29,21 @@ const RUN: [&str; 10] = [
     "--quiet",
 ];
 
-fn start(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_backprop"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 fn run_args(out: &str) -> Vec<&str> {
     let mut args = RUN.to_vec();
     args.extend(["--out", out]);
     args
 }
 
-/// Starts the run into `dir`: resumed when a checkpoint is there, else from the beginning.
-fn start_or_resume(dir: &Path) -> Child {
+/// Starts the run into `dir`, paused: resumed when a checkpoint is there, else from the
+/// beginning.
+fn start_or_resume(dir: &Path) -> Paused {
     let out = dir.to_str().unwrap();
     if dir.join("checkpoint.safetensors").exists() {
-        start(&["train", "--resume", out, "--quiet"])
+        Paused::start(&["train", "--resume", out, "--quiet"])
     } else {
-        start(&run_args(out))
+        Paused::start(&run_args(out))
     }
-}
-
-/// Kills `child` with SIGKILL (if it is still running) and reaps it; true when it had
-/// already finished successfully.
-fn kill(mut child: Child) -> bool {
-    let _ = child.kill();
-    child.wait().unwrap().success()
 }
 
 /// Whether a temporary file of an atomic write is in `dir` right now.
@@ -95,42 +83,69 @@ fn assert_complete(dir: &Path) {
     }
 }
 
+/// Where a kill lands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kill {
+    /// At the n-th pause point of the process (0: before the first, while it loads).
+    Anywhere(usize),
+    /// In the n-th write of a checkpoint, at the stage named (`temporary`, `half`, `synced`).
+    InCheckpoint(usize, &'static str),
+    /// Between the renames of the final results (metrics.csv renamed, the others not yet).
+    BetweenFinalRenames,
+}
+
 #[test]
-fn kills_at_random_moments_and_mid_write_lose_nothing() {
+fn kills_all_through_a_run_and_mid_write_lose_nothing() {
     let whole = tempfile::tempdir().unwrap();
     let out = backprop(&run_args(whole.path().to_str().unwrap()));
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // The kills: at random points anywhere, in checkpoint writes at each stage, and between
+    // the renames of the final set. A process killed anywhere has run at most 300 points
+    // (< 300 iterations), one killed in a checkpoint at most 75 iterations, so 11 kills
+    // undo far less than the 3,000 iterations: the run cannot end before the last kill.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let stages = ["temporary", "half", "synced"];
+    let mut kills: Vec<Kill> = (0..10)
+        .map(|k| match k % 2 {
+            0 if k == 0 => Kill::Anywhere(0),
+            0 => Kill::Anywhere(rng.random_range(1..300)),
+            _ => Kill::InCheckpoint(rng.random_range(1..=3), stages[k / 2 % 3]),
+        })
+        .collect();
+    kills.push(Kill::BetweenFinalRenames);
+
     let broken = tempfile::tempdir().unwrap();
     let dir = broken.path();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
-    let (mut kills, mut mid_write, mut finished) = (0, 0, false);
-    while kills < 12 {
-        let child = start_or_resume(dir);
-        let started = Instant::now();
-        if kills % 2 == 0 {
-            // A random moment: loading, training, evaluating or writing.
-            std::thread::sleep(Duration::from_millis(rng.random_range(0..800)));
-        } else {
-            // The moment a write is under way.
-            while !writing(dir) && started.elapsed() < Duration::from_secs(20) {
-                std::hint::spin_loop();
+    for kill in kills {
+        let mut run = start_or_resume(dir);
+        let reached = match kill {
+            Kill::Anywhere(0) => Some(String::new()),
+            Kill::Anywhere(n) => (0..n).map(|_| run.next_moment()).last().flatten(),
+            Kill::InCheckpoint(n, stage) => {
+                let moment = format!("{stage} checkpoint.safetensors");
+                (0..n).map(|_| run.until(|m| m == moment)).last().flatten()
             }
+            Kill::BetweenFinalRenames => run.until(|m| m == "renamed metrics.csv"),
+        };
+        assert!(
+            reached.is_some(),
+            "the run ended before {kill:?}: {:?}",
+            run.said
+        );
+        if matches!(kill, Kill::InCheckpoint(..) | Kill::BetweenFinalRenames) {
+            assert!(writing(dir), "no write under way at {kill:?}");
         }
-        mid_write += usize::from(writing(dir));
-        if kill(child) {
-            finished = true;
-            break;
-        }
-        kills += 1;
+        run.kill();
         assert_complete(dir);
+        if kill == Kill::BetweenFinalRenames {
+            assert!(dir.join("metrics.csv").exists() && !dir.join("model.safetensors").exists());
+        }
     }
-    assert!(kills >= 6, "only {kills} kills: the run is too short");
-    assert!(mid_write >= 3, "only {mid_write} kills landed in a write");
-    if !finished {
-        let status = start_or_resume(dir).wait().unwrap();
-        assert!(status.success());
-    }
+    let mut last = start_or_resume(dir);
+    assert!(last.next_moment().is_some());
+    let status = last.finish();
+    assert!(status.success(), "{:?}", last.said);
     assert_complete(dir);
     assert_eq!(
         weights(&whole.path().join("model.safetensors")),
@@ -145,29 +160,29 @@ fn a_kill_while_saving_leaves_the_previous_or_the_new_results_whole() {
     let base = tempfile::tempdir().unwrap();
     let dir = base.path();
     let out = dir.to_str().unwrap();
-    let run = |seed| short_run(out, seed, &["--net", "784-500-10"]);
+    let run = |seed| short_run(out, seed, &[]);
     let first = backprop(&run("1"));
     assert!(first.status.success(), "{}", stderr(&first));
     let mut previous = weights(&dir.join("model.safetensors"));
-    let mut kept = 0;
-    for attempt in 0..12 {
+    for (attempt, stage) in ["temporary", "half", "synced", "renamed"]
+        .iter()
+        .enumerate()
+    {
         let seed = ["2", "3"][attempt % 2];
-        let child = start(&run(seed));
-        let started = Instant::now();
-        while !writing(dir) && started.elapsed() < Duration::from_secs(20) {
-            std::hint::spin_loop();
-        }
-        kill(child);
+        let mut child = Paused::start(&run(seed));
+        let moment = format!("{stage} model.safetensors");
+        assert!(child.until(|m| m == moment).is_some(), "{:?}", child.said);
+        child.kill();
         assert_complete(dir);
         let now = weights(&dir.join("model.safetensors"));
-        if now == previous {
-            kept += 1;
-        } else {
-            // A new complete model (the kill came after its rename): the next one replaces it.
+        if *stage == "renamed" {
+            assert_ne!(now, previous, "the renamed model is not the new one");
             previous = now;
+        } else {
+            assert_eq!(now, previous, "a kill at {moment} changed the model");
+            assert!(writing(dir), "no temporary at {moment}");
         }
     }
-    assert!(kept >= 1, "no kill landed before the model's rename");
 }
 
 /// A `train` run of 200 iterations into `out`, with `seed` and `extra` flags.

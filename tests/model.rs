@@ -219,6 +219,29 @@ fn bad_model_files_give_one_line_errors() {
                 .to_string(),
         )]),
     );
+    let pytorch = write(
+        "p.safetensors",
+        vec![("fc1.weight", vec![50, 784]), ("fc1.bias", vec![50])],
+        HashMap::new(),
+    );
+    let book_net = || {
+        vec![
+            ("W1", vec![784, 50]),
+            ("b1", vec![50]),
+            ("W2", vec![50, 10]),
+            ("b2", vec![10]),
+        ]
+    };
+    let stripped_checkpoint = write(
+        "s.safetensors",
+        [book_net(), vec![("optimizer/v/W1", vec![784, 50])]].concat(),
+        HashMap::new(),
+    );
+    let extra = write(
+        "e.safetensors",
+        [book_net(), vec![("W3x", vec![10, 10])]].concat(),
+        HashMap::new(),
+    );
     let empty = dir.path().join("empty.safetensors");
     std::fs::write(&empty, b"").unwrap();
     let text = dir.path().join("notes.safetensors");
@@ -234,6 +257,20 @@ fn bad_model_files_give_one_line_errors() {
             "the metadata describes a net (784-100000000000-10) of 79500000000010 values but the file holds 7850",
         ),
         (&claims_huge_conv, "but the file holds 780"),
+        (
+            &pytorch,
+            "no tensor W1: they look like a PyTorch state_dict; name the tensors W1, b1, W2, b2, … as in the book, \
+             with each W of shape (in, out) (Linear.weight transposed)",
+        ),
+        (
+            &stripped_checkpoint,
+            "unexpected tensors optimizer/v/W1: net 784-50-10 holds W1, b1, W2, b2 only; they look like a \
+             checkpoint's optimizer state, but the file has no trainer state in its metadata",
+        ),
+        (
+            &extra,
+            "unexpected tensors W3x: net 784-50-10 holds W1, b1, W2, b2 only; the file seems to hold a bigger net",
+        ),
         (&empty, "not a safetensors file"),
         (&text, "not a safetensors file"),
     ] {

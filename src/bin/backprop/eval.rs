@@ -12,7 +12,7 @@ use backprop::train::evaluate;
 /// Flags of `backprop eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A model file written by `backprop train` (or any safetensors file with W1, b1, …).
+    /// A model file written by `backprop train` (or its checkpoint, or any safetensors file with W1, b1, …).
     #[arg(long)]
     model: PathBuf,
     /// Data set (default: the one the model was trained on, else mnist).
@@ -83,7 +83,7 @@ pub fn model_and_data(
     dataset: Option<Known>,
     data_dir: Option<&Path>,
 ) -> Result<(Sequential<f32>, ModelInfo, Dataset), Error> {
-    let (mut net, info) = backprop::io::load_model(model)?;
+    let (mut net, info) = super::load_model(model)?;
     let known = match (dataset, data_dir, info.dataset.as_deref()) {
         (Some(k), _, _) => Some(k),
         (None, None, Some(name)) => name.parse().ok(),

@@ -45,7 +45,22 @@ enum Command {
     Misclassified(visualize::MisclassifiedArgs),
     /// Chapter 6's experiments: optimizers, initial weights, batch norm, overfitting, search.
     Experiment(experiment::Args),
-    /// Time the peers' benchmark workloads (W1–W4), as `../shared/peers` defines them.
+    /// Time the benchmark workloads W1–W4: the book's run, its steps, a wide MLP, SimpleConvNet.
+    ///
+    /// Data: Fashion-MNIST by default (or --dataset / --data-dir), images as pixel/255 in
+    /// float32; biases start at 0; batches drawn with replacement.
+    ///
+    ///   W1  784-50-10 (ReLU), W = 0.01·randn, SGD 0.1, batch 100, 10,000 iterations, with 17
+    ///       evaluations on the full train and test sets (after iterations 0, 600, …, 9600)
+    ///   W2  as W1, without the evaluations: the training steps alone
+    ///   W3  784-1000-1000-10 (ReLU), He init, SGD 0.05, batch 128, 300 iterations
+    ///   W4  SimpleConvNet (conv 30×5×5, ReLU, 2×2 max pool, Affine 4320→100, ReLU,
+    ///       Affine 100→10), W = 0.01·randn, Adam 0.001, batch 100, 100 iterations
+    ///
+    /// The clock runs from the first iteration to the end of the last: sampling, gathering,
+    /// forward, loss, backward, update, reading the loss back every iteration and W1's
+    /// evaluations. Loading the data is timed apart. Repetition r uses seed r. BENCHMARKS.md
+    /// has the figures measured beside numpy, PyTorch, burn and candle on the same work.
     Bench(bench::Args),
 }
 
@@ -99,6 +114,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads a model file (or a checkpoint, saying so on stderr) for the commands that use one.
+fn load_model(
+    path: &std::path::Path,
+) -> Result<(backprop::net::Sequential<f32>, backprop::io::ModelInfo), backprop::Error> {
+    let (net, info) = backprop::io::load_model(path)?;
+    if let Some(at) = info.checkpoint {
+        eprintln!(
+            "{}: a checkpoint at iteration {} of {} (the run has not finished); using its weights",
+            path.display(),
+            at.iteration,
+            at.iters
+        );
+    }
+    Ok((net, info))
 }
 
 /// `value` as one line of JSON.

@@ -11,7 +11,7 @@ use ndarray::Array2;
 /// Flags of `backprop predict`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A model file written by `backprop train`.
+    /// A model file written by `backprop train`, or its checkpoint.
     #[arg(long)]
     model: PathBuf,
     /// PNG or JPEG pictures: any size, dark-on-light or light-on-dark.
@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> super::Outcome {
-    let (mut net, info) = backprop::io::load_model(&args.model)?;
+    let (mut net, info) = super::load_model(&args.model)?;
     if info.normalisation != PIXEL_NORMALISATION {
         return Err(Error::Model {
             path: args.model.clone(),

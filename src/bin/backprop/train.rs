@@ -26,6 +26,9 @@ struct RunSettings {
     optimizer: OptimizerSpec,
     dataset: Option<String>,
     data_dir: Option<PathBuf>,
+    /// `--checkpoint-every`, kept by a resumed run unless given again.
+    #[serde(default)]
+    checkpoint_every: Option<usize>,
 }
 
 /// Flags of `backprop train`. With none, this is the book's run: 784-50-10, SGD 0.1,
@@ -103,7 +106,8 @@ pub struct Args {
     /// Output folder for model.safetensors, metrics.csv, curves.png (default: runs/<time>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Save a checkpoint to the output folder every N iterations.
+    /// Save a checkpoint to the output folder every N iterations (a resumed run keeps its own
+    /// unless given).
     #[arg(long, value_parser = super::at_least_one)]
     checkpoint_every: Option<usize>,
     /// Continue the run whose checkpoint is in DIR, with its own settings, into DIR.
@@ -147,10 +151,13 @@ pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
         backprop::linalg::set_threads(threads);
     }
-    let (settings, out, data, checkpoint) = match &args.resume {
+    let (mut settings, out, data, checkpoint) = match &args.resume {
         Some(dir) => resume_input(dir)?,
         None => fresh_input(args)?,
     };
+    if args.checkpoint_every.is_some() {
+        settings.checkpoint_every = args.checkpoint_every;
+    }
     let data = &data;
     let optimizer = settings.optimizer.build::<f32>();
     let mut trainer = match checkpoint {
@@ -165,12 +172,14 @@ pub fn run(args: &Args) -> super::Outcome {
     remove_stale_temporaries(&out)?;
     // A folder that cannot be written is found now, not after hours of training.
     tempfile::tempfile_in(&out).map_err(|e| Error::io(&out, e))?;
-    let info = ModelInfo {
+    let mut info = ModelInfo {
         net: settings.net.clone(),
         normalisation: PIXEL_NORMALISATION.into(),
         input_shape: Some((data.train.rows, data.train.cols)),
         class_names: data.class_names.clone(),
         dataset: Some(data.name.clone()),
+        test_accuracy: None,
+        checkpoint: None,
     };
     let mut log = match &args.log {
         Some(path) => Some(
@@ -224,7 +233,7 @@ pub fn run(args: &Args) -> super::Outcome {
         }
     };
     let extra = HashMap::from([("run".to_string(), super::json(&settings))]);
-    let every = args.checkpoint_every.unwrap_or(usize::MAX);
+    let every = settings.checkpoint_every.unwrap_or(usize::MAX);
     let mut result = Ok(());
     while result.is_ok() && trainer.iteration() < config.iters {
         let next = (trainer.iteration() / every + 1).saturating_mul(every);
@@ -236,6 +245,7 @@ pub fn run(args: &Args) -> super::Outcome {
         }
     }
     bar.finish_and_clear();
+    info.test_accuracy = trainer.history().last().map(|r| r.test_acc);
 
     // The results are written as one set: a failure leaves the previous set untouched.
     let (metrics, curves) = (out.join("metrics.csv"), out.join("curves.png"));
@@ -340,6 +350,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         optimizer,
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
+        checkpoint_every: args.checkpoint_every,
     };
     let out = match &args.out {
         Some(out) => out.clone(),

@@ -11,7 +11,7 @@ use backprop::plot::{Tile, first_layer_tiles, image_grid};
 /// Flags of `backprop visualize-filters`.
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
-    /// A model file written by `backprop train`.
+    /// A model file written by `backprop train`, or its checkpoint.
     #[arg(long)]
     model: PathBuf,
     /// The PNG to write (default: filters.png next to the model).
@@ -28,7 +28,7 @@ pub struct FilterArgs {
 /// Flags of `backprop misclassified`.
 #[derive(Debug, clap::Args)]
 pub struct MisclassifiedArgs {
-    /// A model file written by `backprop train`.
+    /// A model file written by `backprop train`, or its checkpoint.
     #[arg(long)]
     model: PathBuf,
     /// How many misclassified test images to show.
@@ -45,6 +45,24 @@ pub struct MisclassifiedArgs {
     data_dir: Option<PathBuf>,
 }
 
+/// A caption for a model a reader recognises: its net and test accuracy, else its file name
+/// (never a folder of the machine it was made on).
+fn described(info: &backprop::io::ModelInfo, model: &Path) -> String {
+    let file = model
+        .file_name()
+        .unwrap_or(model.as_os_str())
+        .to_string_lossy();
+    let net = info.net.layout();
+    let at = info
+        .checkpoint
+        .map(|c| format!(" at iteration {}", c.iteration))
+        .unwrap_or_default();
+    match info.test_accuracy {
+        Some(accuracy) => format!("{net}{at}, test accuracy {:.2}%", 100.0 * accuracy),
+        None => format!("{net}{at} ({file})"),
+    }
+}
+
 /// `dir/name` next to `model`, unless `out` is given.
 fn output(out: &Option<PathBuf>, model: &Path, name: &str) -> PathBuf {
     out.clone().unwrap_or_else(|| {
@@ -55,7 +73,7 @@ fn output(out: &Option<PathBuf>, model: &Path, name: &str) -> PathBuf {
 }
 
 pub fn filters(args: &FilterArgs) -> super::Outcome {
-    let (mut trained, info) = backprop::io::load_model(&args.model)?;
+    let (mut trained, info) = super::load_model(&args.model)?;
     let image = info.input_shape.unwrap_or((28, 28));
     let mut untrained = info.net.build::<f32>(args.seed)?;
     let tiles = |net: &mut backprop::net::Sequential<f32>| -> Result<Vec<Tile>, Error> {
@@ -71,7 +89,7 @@ pub fn filters(args: &FilterArgs) -> super::Outcome {
             tiles(&mut untrained)?,
         ),
         (
-            format!("after training ({})", args.model.display()),
+            format!("after training: {}", described(&info, &args.model)),
             tiles(&mut trained)?,
         ),
     ];
@@ -90,7 +108,7 @@ pub fn filters(args: &FilterArgs) -> super::Outcome {
 }
 
 pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
-    let (mut net, _, data) =
+    let (mut net, mut info, data) =
         super::eval::model_and_data(&args.model, args.dataset, args.data_dir.as_deref())?;
     let predicted = backprop::train::predictions(&mut net, &data.test);
     let wrong: Vec<(usize, usize, usize)> = predicted
@@ -125,9 +143,10 @@ pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
         })
         .collect();
     let path = output(&args.out, &args.model, "misclassified.png");
+    info.test_accuracy = Some(1.0 - wrong.len() as f64 / data.test.len().max(1) as f64);
     let heading = format!(
-        "misclassified test images (t: true, p: predicted), {}",
-        args.model.display()
+        "misclassified test images (t: true, p: predicted): {}",
+        described(&info, &args.model)
     );
     image_grid(&path, &[(heading, tiles)], 5, 3)?;
     eprintln!("saved {}", path.display());

@@ -1,0 +1,46 @@
+//! Pause points: named moments at which a process can be stopped from outside, so that the
+//! fault tests kill it at a moment they choose from what it reports, not after a guessed
+//! delay (which lands elsewhere on a faster or busier machine).
+//!
+//! With `BACKPROP_PAUSE_POINTS=1` in the environment, the process writes a line
+//! `pause: <moment>` to stderr at each point below and waits for a line on stdin before it
+//! goes on; at the end of stdin it stops pausing. The test reads the lines and either
+//! answers or kills the process, which is then exactly at that moment. Without the variable
+//! a point costs one load of a flag.
+//!
+//! | moment | where |
+//! |---|---|
+//! | `iter N` | after the update of training iteration `N` |
+//! | `evaluated N` | after the evaluation taken at iteration `N` |
+//! | `temporary FILE` | an atomic write of `FILE` has created its empty temporary file |
+//! | `half FILE` | half of `FILE`'s bytes are in the temporary file |
+//! | `synced FILE` | all of them, synced to disk, not yet renamed |
+//! | `renamed FILE` | the temporary has been renamed to `FILE` (the others of a set may not be yet) |
+
+use std::io::{BufRead, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The environment variable that turns the points on.
+pub const VARIABLE: &str = "BACKPROP_PAUSE_POINTS";
+
+/// Whether the points pause: the variable is set and stdin has not ended.
+fn active() -> &'static AtomicBool {
+    static ACTIVE: OnceLock<AtomicBool> = OnceLock::new();
+    ACTIVE.get_or_init(|| AtomicBool::new(std::env::var_os(VARIABLE).is_some()))
+}
+
+/// A pause point named by `moment` (evaluated only when the points are on).
+pub(crate) fn pause(moment: impl FnOnce() -> String) {
+    if !active().load(Ordering::Relaxed) {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let told = writeln!(err, "pause: {}", moment()).and_then(|()| err.flush());
+    drop(err);
+    let mut line = String::new();
+    let answered = std::io::stdin().lock().read_line(&mut line);
+    if told.is_err() || !matches!(answered, Ok(n) if n > 0) {
+        active().store(false, Ordering::Relaxed);
+    }
+}
