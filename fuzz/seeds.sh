@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bin=${1:-target/release/backprop}
 [ -x "$bin" ] || cargo build --release --quiet
 out=fuzz/corpus
-mkdir -p "$out"/{idx,model,net_spec,image}
+mkdir -p "$out"/{idx,model,net_spec,image,pickle}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -50,6 +50,11 @@ PY
 done
 
 cp tests/corpus/image/* "$out/image/"
+# pickle: the malformed ones, numpy's own in every protocol, and the tiny models as pickles.
+cp tests/corpus/pickle/*.pkl tests/corpus/pickle/numpy/*.pkl "$out/pickle/"
+for m in mlp mlp-bn-dropout simple-conv; do
+  "$bin" convert "$out/model/$m.safetensors" "$out/pickle/$m.pkl" > /dev/null 2>&1
+done
 # DeepConvNet's 300 KB file would slow every mutation; its architecture is a net_spec seed.
 rm "$out/model/deep-conv.safetensors"
 echo "seeds in $out: $(find "$out" -type f | wc -l) files"

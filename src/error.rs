@@ -82,4 +82,12 @@ impl Error {
             source,
         }
     }
+
+    /// An [`Error::Model`] for `path`: what is wrong with the file and what to do.
+    pub fn model(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Error::Model {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
 }

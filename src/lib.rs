@@ -36,14 +36,15 @@
 //! | §5.7.3 gradient check | [`net::Sequential::gradient_check`] | `ch05_gradient_check`, `backprop gradcheck` |
 //! | §5.7.4 training with backprop | [`train`], [`optim`], [`data`] | `ch05_train_neuralnet`, `backprop train` |
 //! | model files, figures | [`io`], [`plot`] | `backprop eval`, `backprop predict` |
-//! | §6.1 optimizers (SGD … Adam, AdamW) | [`optim`] | `backprop train --optimizer`, `backprop experiment optimizer-compare` |
-//! | §6.2 initial weights (He, Xavier) | [`net::Init`], [`experiments::activation_histograms`] | `backprop experiment weight-init-compare`, `… activation-histogram` |
-//! | §6.3 batch normalisation | [`layers::BatchNorm`] | `backprop experiment batch-norm` |
-//! | §6.4 weight decay, dropout | [`net::MultiLayerNet`], [`layers::Dropout`] | `backprop experiment overfit` |
-//! | §6.5 hyper-parameter search | [`experiments::random_search`], [`data::Dataset::validation_split`] | `backprop experiment hyperparameter-search` |
+//! | the book's pickled weights (`sample_weight.pkl`, `params.pkl`, …) | [`io::pickle`], [`io::LoadOptions`] | `backprop convert`, `--model FILE.pkl`, `train --init-from` |
+//! | §6.1 optimizers (SGD … Adam, AdamW) | [`optim`] | `ch06_optimizer_compare_mnist`, `backprop experiment optimizer-compare` |
+//! | §6.2 initial weights (He, Xavier) | [`net::Init`], [`experiments::activation_histograms`] | `ch06_weight_init_compare`, `ch06_weight_init_activation_histogram` |
+//! | §6.3 batch normalisation | [`layers::BatchNorm`] | `ch06_batch_norm_test`, `backprop experiment batch-norm` |
+//! | §6.4 weight decay, dropout | [`net::MultiLayerNet`], [`layers::Dropout`] | `ch06_overfit_weight_decay`, `ch06_overfit_dropout` |
+//! | §6.5 hyper-parameter search | [`experiments::random_search`], [`data::Dataset::validation_split`] | `ch06_hyperparameter_optimization` |
 //! | §7.2–7.4 convolution, pooling, im2col | [`layers::Convolution`], [`layers::Pooling`], [`layers::im2col`] | |
-//! | §7.5 `SimpleConvNet`, §8.1 `DeepConvNet` | [`net::SimpleConvNet`], [`net::DeepConvNet`] | `backprop train --model simple-conv\|deep-conv` |
-//! | §7.6, §8.1 what the nets learned | [`plot::first_layer_tiles`], [`train::predictions`] | `backprop visualize-filters`, `backprop misclassified` |
+//! | §7.5 `SimpleConvNet`, §8.1 `DeepConvNet` | [`net::SimpleConvNet`], [`net::DeepConvNet`] | `ch07_train_convnet`, `ch08_train_deepnet`, `backprop train --model simple-conv\|deep-conv` |
+//! | §7.6, §8.1 what the nets learned | [`plot::first_layer_tiles`], [`train::predictions`] | `ch07_visualize_filter`, `ch08_misclassified_mnist`, `backprop visualize-filters`, `backprop misclassified` |
 //!
 //! ## numpy line → this crate
 //!
@@ -94,7 +95,8 @@
 //!
 //! The IDX reader checks the header against the real length before it allocates, so a file
 //! claiming billions of items costs nothing; downloads are verified against pinned SHA-256
-//! values before they are renamed into place.
+//! values before they are renamed into place. Pickles are read by a restricted unpickler
+//! ([`io::pickle`]) that runs nothing and accepts only the globals of a dict of numpy arrays.
 #![warn(missing_docs)]
 // Data a user controls is never unwrapped: it gives an `Error`. (`expect` remains for
 // invariants of the crate's own making, each with the reason it holds.)

@@ -456,7 +456,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             .filter_map(|(n, a)| Some((n.strip_prefix("optimizer/")?.to_string(), a.clone())))
             .collect();
         file.tensors.retain(|(n, _)| !n.starts_with("optimizer/"));
-        let (mut net, _) = crate::io::model_from(file, path)?;
+        let (mut net, _) = crate::io::model_from(file, path, crate::io::LoadOptions::default())?;
         check_state_fits(&state, &mut net).map_err(invalid)?;
         optimizer
             .load_state(state)
@@ -485,6 +485,18 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         trainer.elapsed_before = position.elapsed_s;
         Ok(trainer)
     }
+}
+
+/// The test accuracy of `trainer`'s net as it is now, when its last evaluation came after its
+/// last update (otherwise unknown without evaluating).
+pub fn accuracy_of_current_weights<A: NdFloat, O: Optimizer<A>>(
+    trainer: &Trainer<'_, A, O>,
+) -> Option<f64> {
+    trainer
+        .history()
+        .last()
+        .filter(|r| r.iter + 1 == trainer.iteration())
+        .map(|r| r.test_acc)
 }
 
 /// Checks that every per-parameter optimizer tensor `kind/name` has the shape of parameter

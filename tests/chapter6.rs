@@ -37,6 +37,7 @@ fn info(data: &Dataset) -> ModelInfo {
         dataset: Some(data.name.clone()),
         test_accuracy: None,
         checkpoint: None,
+        assumed: Vec::new(),
     }
 }
 

@@ -117,9 +117,8 @@ fn a_checkpoint_is_a_model_every_command_reads() {
     let plain = dir.path().join("weights.safetensors");
     std::fs::write(&plain, encode_tensors(&[], &net, HashMap::new())).unwrap();
 
-    let note = format!(
-        "{checkpoint_arg}: a checkpoint at iteration 1000 of 3000 (the run has not finished); using its weights\n"
-    );
+    let note =
+        format!("{checkpoint_arg}: a checkpoint at iteration 1000 of 3000; using its weights\n");
     let eval = backprop(&["eval", "--model", checkpoint_arg, "--json"]);
     assert!(eval.status.success(), "{}", stderr(&eval));
     assert_eq!(stderr(&eval), note);

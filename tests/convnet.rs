@@ -37,6 +37,7 @@ fn train_small(arch: &Architecture, iters: usize, dir: &Path) -> f64 {
         dataset: Some("mnist".into()),
         test_accuracy: None,
         checkpoint: None,
+        assumed: Vec::new(),
     };
     save_model(&dir.join("model.safetensors"), &mut trainer.net, &info).unwrap();
     evaluate(&mut trainer.net, &data.test, 10).accuracy
@@ -91,7 +92,9 @@ fn deep_conv_net_trains_and_round_trips_through_its_file() {
     let arch = Architecture::DeepConv(DeepConvNet::new((1, 28, 28), 10));
     let accuracy = train_small(&arch, 60, dir.path());
     assert!(accuracy > 0.5, "{accuracy}");
-    let (mut net, info) = backprop::io::load_model(&dir.path().join("model.safetensors")).unwrap();
+    let (mut net, info) =
+        backprop::io::load_model(&dir.path().join("model.safetensors"), Default::default())
+            .unwrap();
     assert_eq!(info.net, arch);
     let names: Vec<&str> = net.params_mut().into_iter().map(|p| p.name).collect();
     assert_eq!(names.first(), Some(&"W1"));
@@ -147,6 +150,7 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
         dataset: None,
         test_accuracy: None,
         checkpoint: None,
+        assumed: Vec::new(),
     };
     let bytes = first.checkpoint(&info, &Default::default());
     let path = Path::new("checkpoint.safetensors");

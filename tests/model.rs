@@ -169,7 +169,7 @@ fn a_book_named_f64_file_without_metadata_loads_by_its_shapes() {
         ("b2".into(), b2.view()),
     ];
     std::fs::write(&path, encode_tensors(&[], &tensors, HashMap::new())).unwrap();
-    let (mut net, info) = load_model(&path).unwrap();
+    let (mut net, info) = load_model(&path, Default::default()).unwrap();
     assert_eq!(info.net.layout(), "784-20-10");
     assert_eq!(info.class_names.len(), 10);
     let params = backprop::io::named_params(&mut net);

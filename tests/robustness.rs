@@ -76,6 +76,60 @@ const BAD_MODELS: [(&str, &str); 12] = [
     ("not-a-model", "not a safetensors file: header too large"),
 ];
 
+/// Pickles that no command may load, with the error each gives after its path.
+const BAD_PICKLES: [(&str, &str); 12] = [
+    (
+        "runs-a-command",
+        "not a pickle of numpy arrays: it names the global posix.system, which is refused: only numpy arrays \
+         in a dict are read, and unpickling it could run any code",
+    ),
+    (
+        "protocol-1",
+        "not a pickle of numpy arrays: no protocol header: protocols 0 and 1 are not read; save with protocol 2 or later",
+    ),
+    (
+        "not-a-dict",
+        "not a pickle of numpy arrays: it holds a list, not a dict",
+    ),
+    (
+        "list-value",
+        "not a pickle of numpy arrays: W1 is a list, not a numpy array",
+    ),
+    (
+        "truncated",
+        "not a pickle of numpy arrays: an argument at byte 84 claims 1 bytes but 0 are left (a truncated file?)",
+    ),
+    (
+        "huge-bytes",
+        "not a pickle of numpy arrays: a bytes object at byte 145 claims 1152921504606846976 bytes but 4 are left \
+         (a truncated file?)",
+    ),
+    (
+        "wrong-dtype",
+        "not a pickle of numpy arrays: byte 103: an array of dtype i8; float32 (f4) and float64 (f8) are read",
+    ),
+    (
+        "short-data",
+        "not a pickle of numpy arrays: byte 150: an array of shape [1000, 1000] with 8 bytes of data (expected 4 per value)",
+    ),
+    (
+        "rebuilt-array",
+        "not a pickle of numpy arrays: byte 18964: it builds far more data than it holds (the same array decoded again and again?)",
+    ),
+    (
+        "deep-tuples",
+        "not a pickle of numpy arrays: tuples nested 9 deep; numpy's pickles nest them 2 deep",
+    ),
+    (
+        "unset-memo",
+        "not a pickle of numpy arrays: byte 13: memo slot 7 was never stored",
+    ),
+    (
+        "out-of-band",
+        "not a pickle of numpy arrays: an out-of-band buffer at byte 11: the data is not in the file",
+    ),
+];
+
 /// The path of a bad model: the corpus file, or a picture posing as a model.
 fn bad_model(name: &str) -> String {
     match name {
@@ -87,8 +141,12 @@ fn bad_model(name: &str) -> String {
 #[test]
 fn every_command_refuses_every_bad_model_file() {
     let good_image = corpus("image/digit.png");
-    for (name, why) in BAD_MODELS {
-        let model = bad_model(name);
+    let models = BAD_MODELS.iter().map(|(name, why)| (bad_model(name), why));
+    let pickles = BAD_PICKLES
+        .iter()
+        .map(|(name, why)| (corpus(&format!("pickle/{name}.pkl")), why));
+    for (model, why) in models.chain(pickles) {
+        let name = &model;
         let message = format!("{model}: {why}");
         fails_with(&["eval", "--model", &model], &message);
         fails_with(&["predict", "--model", &model, &good_image], &message);
@@ -102,6 +160,19 @@ fn every_command_refuses_every_bad_model_file() {
         );
         fails_with(
             &["misclassified", "--model", &model, "--out", png],
+            &message,
+        );
+        let converted = out.path().join("converted.safetensors");
+        fails_with(&["convert", &model, converted.to_str().unwrap()], &message);
+        let run = out.path().join("run");
+        fails_with(
+            &[
+                "train",
+                "--init-from",
+                &model,
+                "--out",
+                run.to_str().unwrap(),
+            ],
             &message,
         );
         assert_eq!(files_in(out.path()), Vec::<String>::new(), "{name}");

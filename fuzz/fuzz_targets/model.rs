@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use backprop::io::{TensorFile, model_from};
+use backprop::io::{LoadOptions, TensorFile, model_from};
 use backprop::layers::Mode;
 use libfuzzer_sys::fuzz_target;
 use ndarray::ArrayD;
@@ -14,7 +14,7 @@ fuzz_target!(|bytes: &[u8]| {
     let Ok(file) = TensorFile::parse(bytes, path) else {
         return;
     };
-    let Ok((mut net, info)) = model_from(file, path) else {
+    let Ok((mut net, info)) = model_from(file, path, LoadOptions::default()) else {
         return;
     };
     // A net that loads answers one input with one finite score per class.

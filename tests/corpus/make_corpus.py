@@ -9,6 +9,7 @@ import gzip
 import json
 import math
 import os
+import pickle
 import struct
 import zlib
 
@@ -108,6 +109,56 @@ write("model/bad-spec.safetensors", safetensors(good, meta("784-two-10")))
 arch = dict(meta("784-2-10"), architecture=json.dumps({"model": "transformer", "layers": 96}))
 write("model/unknown-architecture.safetensors", safetensors(good, arch))
 write("model/wrong-inputs.safetensors", safetensors(mlp([100, 2, 10]), dict(meta("100-2-10"), input_shape="10x10")))
+
+# Pickles: the book's weight format, a dict of numpy arrays (written by hand here, without
+# numpy, opcode by opcode as numpy's own pickles are; tests/python/make_pickles.py writes
+# real ones).
+def numpy_array(shape, data, code="f4", order="<", fortran=False, data_op=None):
+    """The opcodes of one numpy array, protocol 3: _reconstruct, then BUILD of its state."""
+    out = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R(K\x01("
+    out += b"".join(b"J" + struct.pack("<i", d) for d in shape)
+    out += b"tcnumpy\ndtype\nX" + struct.pack("<I", len(code)) + code.encode()
+    out += b"\x89\x88\x87R(K\x03X\x01\x00\x00\x00" + order.encode() + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    out += b"\x88" if fortran else b"\x89"
+    out += data_op if data_op is not None else b"B" + struct.pack("<I", len(data)) + data
+    return out + b"tb"
+
+
+def pickled(arrays, protocol=3):
+    """{name: array opcodes} as a pickled dict."""
+    body = b"".join(b"X" + struct.pack("<I", len(n)) + n.encode() + a for n, a in arrays)
+    return bytes([0x80, protocol]) + b"}(" + body + b"u."
+
+
+def f32s(values):
+    return b"".join(struct.pack("<f", v) for v in values)
+
+
+class RunsACommand:
+    def __reduce__(self):
+        return (os.system, ("echo this pickle ran a command",))
+
+
+w1 = numpy_array([2, 3], f32s([0.5, -0.25, 1, 2, 3, 4]))
+write("pickle/good.pkl", pickled([(n, numpy_array(shape, f32s(v))) for n, shape, v in good]))
+write("pickle/runs-a-command.pkl", pickle.dumps({"W1": RunsACommand()}, protocol=4))
+write("pickle/protocol-1.pkl", pickle.dumps({"W1": [1.0]}, protocol=1))
+write("pickle/not-a-dict.pkl", pickle.dumps([1.0, 2.0], protocol=2))
+write("pickle/list-value.pkl", pickle.dumps({"W1": [1.0, 2.0]}, protocol=3))
+# One array's state stored in the memo (BINPUT 1) and built again under 200 names.
+empty_array = numpy_array([1], b"").split(b"R(K", 1)[0] + b"R"
+state = numpy_array([4096], f32s([0.5] * 4096)).split(b"R(K", 1)[1][:-1]  # without its BUILD
+rebuilt = b"X\x02\x00\x00\x00W0" + empty_array + b"(K" + state + b"q\x01b"
+rebuilt += b"".join(b"X" + struct.pack("<I", len(f"W{k}")) + f"W{k}".encode() + empty_array + b"h\x01b" for k in range(1, 200))
+write("pickle/rebuilt-array.pkl", bytes([0x80, 3]) + b"}(" + rebuilt + b"u.")
+write("pickle/deep-tuples.pkl", b"\x80\x02}(X\x02\x00\x00\x00W1N" + b"\x85" * 1_000 + b"u.")
+whole = pickled([("W1", w1)])
+write("pickle/truncated.pkl", whole[: len(whole) // 2])
+write("pickle/huge-bytes.pkl", pickled([("W1", numpy_array([2, 3], b"", data_op=b"\x8e" + struct.pack("<Q", 2**60)))], protocol=4))
+write("pickle/wrong-dtype.pkl", pickled([("W1", numpy_array([2], struct.pack("<qq", 1, 2), code="i8"))]))
+write("pickle/short-data.pkl", pickled([("W1", numpy_array([1000, 1000], f32s([1.0, 2.0])))]))
+write("pickle/unset-memo.pkl", bytes([0x80, 3]) + b"}(X\x02\x00\x00\x00W1h\x07u.")
+write("pickle/out-of-band.pkl", bytes([0x80, 5]) + b"}(X\x02\x00\x00\x00W1\x97u.")
 
 # Pictures for `predict`.
 write("image/empty.png", b"")

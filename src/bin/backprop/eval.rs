@@ -12,9 +12,8 @@ use backprop::train::evaluate;
 /// Flags of `backprop eval`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A model file written by `backprop train` (or its checkpoint, or any safetensors file with W1, b1, …).
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: super::ModelFile,
     /// Data set (default: the one the model was trained on, else mnist).
     #[arg(long)]
     dataset: Option<Known>,
@@ -44,7 +43,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let correct: usize = (0..data.classes()).map(|c| result.confusion[c][c]).sum();
     println!(
         "{} on {} {split_name}: accuracy {:.4} ({correct}/{}), mean loss {:.4}",
-        args.model.display(),
+        args.model.model.display(),
         data.name,
         result.accuracy,
         result.n,
@@ -79,11 +78,11 @@ pub fn run(args: &Args) -> super::Outcome {
 /// A model file, and the data set to run it on: `dataset` or `data_dir` when given, else the
 /// one the model was trained on, else MNIST; checked to fit each other.
 pub fn model_and_data(
-    model: &Path,
+    model: &super::ModelFile,
     dataset: Option<Known>,
     data_dir: Option<&Path>,
 ) -> Result<(Sequential<f32>, ModelInfo, Dataset), Error> {
-    let (mut net, info) = super::load_model(model)?;
+    let (mut net, info) = model.load()?;
     let known = match (dataset, data_dir, info.dataset.as_deref()) {
         (Some(k), _, _) => Some(k),
         (None, None, Some(name)) => name.parse().ok(),
@@ -91,7 +90,7 @@ pub fn model_and_data(
     };
     let data = backprop::data::load(known, data_dir)?;
     backprop::train::check_fits(&mut net, &data).map_err(|e| Error::Model {
-        path: model.to_path_buf(),
+        path: model.model.clone(),
         what: e.to_string(),
     })?;
     Ok((net, info, data))

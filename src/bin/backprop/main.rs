@@ -4,6 +4,7 @@
 
 mod apple;
 mod bench;
+mod convert;
 mod data;
 mod eval;
 mod experiment;
@@ -12,8 +13,11 @@ mod predict;
 mod train;
 mod visualize;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use backprop::io::{LoadOptions, ModelInfo};
+use backprop::net::{Activation, Sequential};
 use clap::{Parser, Subcommand};
 
 /// Deep learning from scratch: backpropagation through layers, as in chapter 5 of
@@ -32,11 +36,13 @@ enum Command {
     /// Compare backprop gradients with numerical ones on MNIST images (§5.7.3).
     Gradcheck(gradcheck::Args),
     /// Train a net with mini-batch SGD, printing train/test accuracy each epoch (§5.7.4).
-    Train(train::Args),
+    Train(Box<train::Args>),
     /// Accuracy, mean loss and confusion matrix of a saved model on a test set.
     Eval(eval::Args),
     /// Classify pictures of digits (PNG, JPEG) with a saved model: top classes and probabilities.
     Predict(predict::Args),
+    /// Convert a model file between safetensors and the book's pickle format (.pkl).
+    Convert(convert::Args),
     /// List, verify and download data sets.
     Data(data::Args),
     /// Save a net's first-layer filters as an image grid, before and after training (§7.6.1).
@@ -65,6 +71,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default action at start, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Convert(args) => convert::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Experiment(args) => experiment::run(&args),
         Command::VisualizeFilters(args) => visualize::filters(&args),
@@ -116,18 +128,48 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads a model file (or a checkpoint, saying so on stderr) for the commands that use one.
-fn load_model(
-    path: &std::path::Path,
-) -> Result<(backprop::net::Sequential<f32>, backprop::io::ModelInfo), backprop::Error> {
-    let (net, info) = backprop::io::load_model(path)?;
+/// The model a command reads, and what to assume of a file that does not say it.
+#[derive(Debug, clap::Args)]
+struct ModelFile {
+    /// A model file: model.safetensors or checkpoint.safetensors of `backprop train`, the
+    /// book's pickled weights (.pkl), or any safetensors file with W1, b1, W2, b2, …
+    #[arg(long)]
+    model: PathBuf,
+    /// The hidden activation of a fully connected net whose file does not name it (the
+    /// book's pickles): relu or sigmoid [default: relu, said on stderr].
+    #[arg(long)]
+    activation: Option<Activation>,
+}
+
+impl ModelFile {
+    /// Loads the model, saying on stderr what it is if not a finished model file, and what
+    /// had to be assumed.
+    fn load(&self) -> Result<(Sequential<f32>, ModelInfo), backprop::Error> {
+        let options = LoadOptions {
+            activation: self.activation,
+            ..LoadOptions::default()
+        };
+        load_model_saying(&self.model, options)
+    }
+}
+
+/// Loads a model file with `options`, saying on stderr that it is a checkpoint and what the
+/// loader assumed.
+fn load_model_saying(
+    path: &Path,
+    options: LoadOptions,
+) -> Result<(Sequential<f32>, ModelInfo), backprop::Error> {
+    let (net, info) = backprop::io::load_model(path, options)?;
     if let Some(at) = info.checkpoint {
         eprintln!(
-            "{}: a checkpoint at iteration {} of {} (the run has not finished); using its weights",
+            "{}: a checkpoint at iteration {} of {}; using its weights",
             path.display(),
             at.iteration,
             at.iters
         );
+    }
+    for assumed in &info.assumed {
+        eprintln!("{}: {assumed}", path.display());
     }
     Ok((net, info))
 }

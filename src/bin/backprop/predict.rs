@@ -11,9 +11,8 @@ use ndarray::Array2;
 /// Flags of `backprop predict`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A model file written by `backprop train`, or its checkpoint.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: super::ModelFile,
     /// PNG or JPEG pictures: any size, dark-on-light or light-on-dark.
     #[arg(required = true)]
     images: Vec<PathBuf>,
@@ -23,10 +22,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> super::Outcome {
-    let (mut net, info) = super::load_model(&args.model)?;
+    let (mut net, info) = args.model.load()?;
     if info.normalisation != PIXEL_NORMALISATION {
         return Err(Error::Model {
-            path: args.model.clone(),
+            path: args.model.model.clone(),
             what: format!(
                 "normalisation {:?} is not supported; expected {PIXEL_NORMALISATION}",
                 info.normalisation
@@ -39,7 +38,7 @@ pub fn run(args: &Args) -> super::Outcome {
     });
     if rows.checked_mul(cols) != Some(info.net.inputs()) {
         return Err(Error::Model {
-            path: args.model.clone(),
+            path: args.model.model.clone(),
             what: format!(
                 "the net takes {} inputs, which is not an image of {rows}×{cols}",
                 info.net.inputs()

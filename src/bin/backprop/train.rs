@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use backprop::Error;
 use backprop::data::{Dataset, Known, Sampling};
 use backprop::io::{
-    ModelInfo, PIXEL_NORMALISATION, TensorFile, encode_model, remove_stale_temporaries,
-    write_atomically, write_together,
+    LoadOptions, ModelInfo, PIXEL_NORMALISATION, TensorFile, encode_model,
+    remove_stale_temporaries, write_atomically, write_together,
 };
 use backprop::net::{
-    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, NetSpec, SimpleConvNet,
+    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, NetSpec, Sequential, SimpleConvNet,
 };
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, Record, TrainConfig, Trainer};
@@ -42,9 +42,14 @@ pub struct Args {
     /// The fully connected net's layer sizes from input to output [default: 784-50-10].
     #[arg(long)]
     net: Option<NetSpec>,
-    /// Hidden activation of the fully connected net: relu or sigmoid [default: relu].
+    /// Hidden activation of the fully connected net: relu or sigmoid [default: relu]. With
+    /// --init-from, the activation of a file that does not name it.
     #[arg(long)]
     activation: Option<Activation>,
+    /// Start from the weights of FILE (a model or checkpoint of `backprop train`, the book's
+    /// .pkl, a safetensors file with W1, b1, …) instead of drawing them: fine-tuning.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["model", "net", "init", "batch_norm", "dropout"])]
+    init_from: Option<PathBuf>,
     /// Initial weights: a standard deviation (W = std·randn), he (√(2/n), for ReLU) or
     /// xavier (√(1/n), for sigmoid) [default: 0.01; deep-conv: he].
     #[arg(long, alias = "weight-init-std", allow_negative_numbers = true)]
@@ -117,7 +122,7 @@ pub struct Args {
         conflicts_with_all = ["model", "net", "activation", "init", "batch_norm", "dropout", "optimizer", "lr",
                               "momentum", "decay_rate", "beta1", "beta2", "weight_decay", "batch",
                               "iters", "epochs", "eval_every", "sampling", "seed", "dataset",
-                              "data_dir", "out"]
+                              "data_dir", "out", "init_from"]
     )]
     resume: Option<PathBuf>,
     /// Threads for the kernels (default: all cores). Results are the same for any count.
@@ -151,7 +156,7 @@ pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
         backprop::linalg::set_threads(threads);
     }
-    let (mut settings, out, data, checkpoint) = match &args.resume {
+    let (mut settings, out, data, start) = match &args.resume {
         Some(dir) => resume_input(dir)?,
         None => fresh_input(args)?,
     };
@@ -160,12 +165,13 @@ pub fn run(args: &Args) -> super::Outcome {
     }
     let data = &data;
     let optimizer = settings.optimizer.build::<f32>();
-    let mut trainer = match checkpoint {
-        Some((file, path)) => Trainer::resume(file, &path, optimizer, data)?,
-        None => {
+    let mut trainer = match start {
+        Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data)?,
+        Start::Fresh => {
             let net = settings.net.build::<f32>(args.seed)?;
             Trainer::new(net, optimizer, data, config_from(args, data))?
         }
+        Start::From(net) => Trainer::new(*net, optimizer, data, config_from(args, data))?,
     };
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     // A run killed while writing leaves its temporary files; they hold nothing to keep.
@@ -180,6 +186,7 @@ pub fn run(args: &Args) -> super::Outcome {
         dataset: Some(data.name.clone()),
         test_accuracy: None,
         checkpoint: None,
+        assumed: Vec::new(),
     };
     let mut log = match &args.log {
         Some(path) => Some(
@@ -245,7 +252,7 @@ pub fn run(args: &Args) -> super::Outcome {
         }
     }
     bar.finish_and_clear();
-    info.test_accuracy = trainer.history().last().map(|r| r.test_acc);
+    info.test_accuracy = backprop::train::accuracy_of_current_weights(&trainer);
 
     // The results are written as one set: a failure leaves the previous set untouched.
     let (metrics, curves) = (out.join("metrics.csv"), out.join("curves.png"));
@@ -278,11 +285,35 @@ pub fn run(args: &Args) -> super::Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-type Input = (RunSettings, PathBuf, Dataset, Option<(TensorFile, PathBuf)>);
+/// Where a run's net comes from.
+enum Start {
+    /// Drawn from the seed.
+    Fresh,
+    /// A checkpoint to continue.
+    Resume(TensorFile, PathBuf),
+    /// Given weights (`--init-from`).
+    From(Box<Sequential<f32>>),
+}
+
+type Input = (RunSettings, PathBuf, Dataset, Start);
 
 fn fresh_input(args: &Args) -> Result<Input, Error> {
     let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
-    let conv = args.model != ModelArg::Mlp;
+    let given = match &args.init_from {
+        Some(path) => {
+            let options = LoadOptions {
+                activation: args.activation,
+                seed: args.seed,
+            };
+            let (net, info) = super::load_model_saying(path, options)?;
+            Some((info.net, net))
+        }
+        None => None,
+    };
+    let conv = match &given {
+        Some((net, _)) => !matches!(net, Architecture::Mlp(_)),
+        None => args.model != ModelArg::Mlp,
+    };
     let kind = args.optimizer.unwrap_or(if conv {
         OptimizerKind::Adam
     } else {
@@ -310,7 +341,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
     if conv {
         let mlp_only = [
             ("--net", args.net.is_some()),
-            ("--activation", args.activation.is_some()),
+            ("--activation", args.activation.is_some() && given.is_none()),
             ("--batch-norm", args.batch_norm),
             ("--dropout", args.dropout.is_some()),
             ("--weight-decay", weight_decay > 0.0),
@@ -321,9 +352,35 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
             )));
         }
     }
+    let (net, start) = match given {
+        Some((Architecture::Mlp(mut mlp), mut net)) => {
+            // Fine-tuning adds its own L2 term to the loss, not the one the weights had.
+            mlp.weight_decay = weight_decay;
+            net.set_weight_decay(weight_decay);
+            (Architecture::Mlp(mlp), Start::From(Box::new(net)))
+        }
+        Some((conv, net)) => (conv, Start::From(Box::new(net))),
+        None => (flag_net(args, weight_decay, &data)?, Start::Fresh),
+    };
+    let settings = RunSettings {
+        net,
+        optimizer,
+        dataset: args.dataset.map(|k| k.name().to_string()),
+        data_dir: args.data_dir.clone(),
+        checkpoint_every: args.checkpoint_every,
+    };
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => default_out_dir(),
+    };
+    Ok((settings, out, data, start))
+}
+
+/// The net the flags describe (`--model`, `--net`, `--activation`, …), drawn from the seed.
+fn flag_net(args: &Args, weight_decay: f64, data: &Dataset) -> Result<Architecture, Error> {
     let input = (1, data.train.rows, data.train.cols);
     let classes = data.classes();
-    let net = match args.model {
+    Ok(match args.model {
         ModelArg::Mlp => Architecture::Mlp(MultiLayerNet {
             sizes: args.net.clone().unwrap_or_else(NetSpec::book),
             activation: args.activation.unwrap_or(Activation::Relu),
@@ -344,19 +401,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
             }
             Architecture::DeepConv(DeepConvNet::new(input, classes))
         }
-    };
-    let settings = RunSettings {
-        net,
-        optimizer,
-        dataset: args.dataset.map(|k| k.name().to_string()),
-        data_dir: args.data_dir.clone(),
-        checkpoint_every: args.checkpoint_every,
-    };
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => default_out_dir(),
-    };
-    Ok((settings, out, data, None))
+    })
 }
 
 fn resume_input(dir: &Path) -> Result<Input, Error> {
@@ -381,7 +426,7 @@ fn resume_input(dir: &Path) -> Result<Input, Error> {
         .map(str::parse::<Known>)
         .transpose()?;
     let data = backprop::data::load(known, settings.data_dir.as_deref())?;
-    Ok((settings, dir.to_path_buf(), data, Some((file, path))))
+    Ok((settings, dir.to_path_buf(), data, Start::Resume(file, path)))
 }
 
 fn config_from(args: &Args, data: &Dataset) -> TrainConfig {

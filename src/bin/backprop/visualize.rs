@@ -6,14 +6,14 @@ use std::process::ExitCode;
 
 use backprop::Error;
 use backprop::data::Known;
+use backprop::net::Architecture;
 use backprop::plot::{Tile, first_layer_tiles, image_grid};
 
 /// Flags of `backprop visualize-filters`.
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
-    /// A model file written by `backprop train`, or its checkpoint.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: super::ModelFile,
     /// The PNG to write (default: filters.png next to the model).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -28,9 +28,8 @@ pub struct FilterArgs {
 /// Flags of `backprop misclassified`.
 #[derive(Debug, clap::Args)]
 pub struct MisclassifiedArgs {
-    /// A model file written by `backprop train`, or its checkpoint.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: super::ModelFile,
     /// How many misclassified test images to show.
     #[arg(long, default_value_t = 20, value_parser = super::at_least_one)]
     count: usize,
@@ -48,18 +47,21 @@ pub struct MisclassifiedArgs {
 /// A caption for a model a reader recognises: its net and test accuracy, else its file name
 /// (never a folder of the machine it was made on).
 fn described(info: &backprop::io::ModelInfo, model: &Path) -> String {
-    let file = model
-        .file_name()
-        .unwrap_or(model.as_os_str())
-        .to_string_lossy();
-    let net = info.net.layout();
+    let net = match &info.net {
+        Architecture::Mlp(mlp) => format!("MLP {}", mlp.sizes),
+        Architecture::SimpleConv(_) => "SimpleConvNet".into(),
+        Architecture::DeepConv(_) => "DeepConvNet".into(),
+    };
     let at = info
         .checkpoint
         .map(|c| format!(" at iteration {}", c.iteration))
         .unwrap_or_default();
     match info.test_accuracy {
-        Some(accuracy) => format!("{net}{at}, test accuracy {:.2}%", 100.0 * accuracy),
-        None => format!("{net}{at} ({file})"),
+        Some(accuracy) => format!("{net}{at}, {:.2}% test accuracy", 100.0 * accuracy),
+        None => {
+            let file = model.file_name().unwrap_or(model.as_os_str());
+            format!("{net}{at} ({})", file.to_string_lossy())
+        }
     }
 }
 
@@ -73,7 +75,7 @@ fn output(out: &Option<PathBuf>, model: &Path, name: &str) -> PathBuf {
 }
 
 pub fn filters(args: &FilterArgs) -> super::Outcome {
-    let (mut trained, info) = super::load_model(&args.model)?;
+    let (mut trained, info) = args.model.load()?;
     let image = info.input_shape.unwrap_or((28, 28));
     let mut untrained = info.net.build::<f32>(args.seed)?;
     let tiles = |net: &mut backprop::net::Sequential<f32>| -> Result<Vec<Tile>, Error> {
@@ -89,18 +91,18 @@ pub fn filters(args: &FilterArgs) -> super::Outcome {
             tiles(&mut untrained)?,
         ),
         (
-            format!("after training: {}", described(&info, &args.model)),
+            format!("after training: {}", described(&info, &args.model.model)),
             tiles(&mut trained)?,
         ),
     ];
     let columns = groups[0].1.len().min(10);
     let side = groups[0].1.first().map_or(1, |t| t.pixels.nrows().max(1));
-    let path = output(&args.out, &args.model, "filters.png");
+    let path = output(&args.out, &args.model.model, "filters.png");
     image_grid(&path, &groups, columns, (60 / side as u32).clamp(2, 12))?;
     println!(
         "{} first-layer filters of {} ({})",
         groups[1].1.len(),
-        args.model.display(),
+        args.model.model.display(),
         info.net.layout()
     );
     eprintln!("saved {}", path.display());
@@ -142,12 +144,9 @@ pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
             }
         })
         .collect();
-    let path = output(&args.out, &args.model, "misclassified.png");
+    let path = output(&args.out, &args.model.model, "misclassified.png");
     info.test_accuracy = Some(1.0 - wrong.len() as f64 / data.test.len().max(1) as f64);
-    let heading = format!(
-        "misclassified test images (t: true, p: predicted): {}",
-        described(&info, &args.model)
-    );
+    let heading = format!("misclassified by {}", described(&info, &args.model.model));
     image_grid(&path, &[(heading, tiles)], 5, 3)?;
     eprintln!("saved {}", path.display());
     Ok(ExitCode::SUCCESS)
