@@ -341,3 +341,56 @@ fn convert_goes_both_ways_and_fine_tuning_starts_from_the_weights() {
         )
     );
 }
+
+#[test]
+fn every_command_that_reads_a_model_reads_the_books_pickle() {
+    let model = "tests/corpus/pickle/good.pkl";
+    let said = format!(
+        "{model}: no metadata: recognised the MLP 784-2-10 from the tensor shapes, hidden activation sigmoid, \
+         as --activation says; inputs assumed pixel/255\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("figure.png");
+    let png = png.to_str().unwrap();
+    let digit = "tests/corpus/image/digit.png";
+    let commands: [&[&str]; 4] = [
+        &["eval", "--model", model, "--activation", "sigmoid"],
+        &[
+            "predict",
+            "--model",
+            model,
+            "--activation",
+            "sigmoid",
+            digit,
+        ],
+        &[
+            "visualize-filters",
+            "--model",
+            model,
+            "--activation",
+            "sigmoid",
+            "--out",
+            png,
+        ],
+        &[
+            "misclassified",
+            "--model",
+            model,
+            "--activation",
+            "sigmoid",
+            "--out",
+            png,
+        ],
+    ];
+    for args in commands {
+        let out = backprop(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with(&said),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stdout(&out).is_empty(), "{args:?}");
+    }
+    image::open(png).unwrap();
+}

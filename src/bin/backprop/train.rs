@@ -205,7 +205,14 @@ pub fn run(args: &Args) -> super::Outcome {
     let config = *trainer.config();
     eprintln!(
         "training {} on {} ({}), {}, batch {}, {} iterations{} → {}",
-        settings.net,
+        match &args.init_from {
+            Some(file) => format!(
+                "{} from the weights of {}",
+                settings.net.layout(),
+                file.display()
+            ),
+            None => settings.net.to_string(),
+        },
         data.name,
         data.source,
         settings.optimizer,
