@@ -394,3 +394,23 @@ fn every_command_that_reads_a_model_reads_the_books_pickle() {
     }
     image::open(png).unwrap();
 }
+
+#[test]
+fn an_empty_array_of_protocol_2_reads() {
+    // pickle.dumps({'e': np.zeros(0, np.float32)}, protocol=2): its empty data is `bytes()`.
+    let hex = "80027d71005801000000657101636e756d70792e5f636f72652e6d756c746961727261790a5f7265636f6e737472\
+               7563740a7102636e756d70790a6e6461727261790a71034b00857104635f636f646563730a656e636f64650a7105\
+               580100000062710658060000006c6174696e31710786710852710987710a52710b284b014b0085710c636e756d70\
+               790a64747970650a710d58020000006634710e898887710f527110284b0358010000003c71114e4e4e4affffffff\
+               4affffffff4b007471126289635f5f6275696c74696e5f5f0a62797465730a71132952711474711562732e";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let file = pickle::parse(&bytes, Path::new("empty.pkl")).unwrap();
+    assert_eq!(file.tensors.len(), 1);
+    assert_eq!(
+        (file.tensors[0].0.as_str(), file.tensors[0].1.shape()),
+        ("e", &[0][..])
+    );
+}

@@ -341,7 +341,8 @@ fn take_tensor(
             shape.slice()
         )));
     }
-    if stored.iter().any(|v| !v.is_finite()) {
+    // Finite as f32 too: 1e300 in a float64 file would become infinite.
+    if stored.iter().any(|&v| !(v as f32).is_finite()) {
         return Err(invalid(format!(
             "tensor {name} holds NaN or infinite values: the weights are unusable (saved from a diverged run?)"
         )));

@@ -14,12 +14,18 @@
 //! | `numpy.core.numeric._frombuffer` (numpy 2: `numpy._core…`) | an array from `(bytes, dtype, shape, order)`, protocol 5 |
 //! | `numpy.dtype` | `float32` or `float64`, its byte order set by `BUILD` |
 //! | `collections.OrderedDict` | a dict |
-//! | `_codecs.encode` | bytes from `(text, "latin1")`, how protocol 2 stores bytes |
+//! | `_codecs.encode`, `builtins.bytes` | bytes from `(text, "latin1")`, and empty bytes from `()`: how protocol 2 stores bytes |
 //!
-//! Any other global is refused with its name. Arrays may be float32 or float64, little- or
+//! Any other global is refused with its name. (Written here rather than on `serde-pickle`,
+//! which maps Python's built-in types only: an array would come back as its `BUILD` state
+//! with the dtype's type code lost, and it cannot refuse a global by name.) Arrays may be float32 or float64, little- or
 //! big-endian, in C or Fortran order. Every size the file claims is checked against the bytes
-//! that are really there before anything is allocated, and memo slots are kept in a map, so a
-//! small file cannot make the reader allocate much more than its own size.
+//! that are really there before anything is allocated; memo slots are kept in a map; the
+//! stack, the memo, an array's dimensions and the number of arrays are capped well above what
+//! numpy writes; and everything built (arrays, container items, copies under several names) is
+//! charged to a budget of a few times the file's size. So a small file cannot make the reader
+//! allocate much more than its own size, loop over much more than its own bytes, or nest values
+//! deep enough to overflow the stack.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -50,33 +56,43 @@ pub fn looks_like_pickle(path: &Path, bytes: &[u8]) -> bool {
 pub fn parse(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     let invalid =
         |what: String| Error::model(path, format!("not a pickle of numpy arrays: {what}"));
-    let top = Machine::new(bytes).run().map_err(&invalid)?;
+    let (top, mut budget) = Machine::new(bytes).run().map_err(&invalid)?;
     let Value::Dict(items) = top else {
         return Err(invalid(format!("it holds {}, not a dict", top.kind())));
     };
-    let mut tensors: Vec<(String, ArrayD<f64>)> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (key, value) in items.borrow().iter() {
+    let items = items.borrow();
+    // A key given twice keeps its last value, as in Python: find each key's last item first.
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (k, (key, _)) in items.iter().enumerate() {
         let Value::Str(name) = key else {
             return Err(invalid(format!("a key is {}, not a string", key.kind())));
         };
+        if last.insert(name, k).is_none() && last.len() > super::MAX_TENSORS {
+            return Err(invalid(format!(
+                "it holds more than {} arrays; no net of this crate has as many",
+                super::MAX_TENSORS
+            )));
+        }
+    }
+    let mut tensors: Vec<(String, ArrayD<f64>)> = Vec::with_capacity(last.len());
+    for (k, (key, value)) in items.iter().enumerate() {
+        let Value::Str(name) = key else { continue };
+        if last.get(name.as_ref()) != Some(&k) {
+            continue;
+        }
         let Value::Array(array) = value else {
             return Err(invalid(format!(
                 "{name} is {}, not a numpy array",
                 value.kind()
             )));
         };
-        let Some(array) = array.borrow().clone() else {
+        let array = array.borrow();
+        let Some(array) = array.as_ref() else {
             return Err(invalid(format!("{name} is an array never filled in")));
         };
-        // A key given twice keeps its last value, as in Python.
-        match index.get(name.as_ref()) {
-            Some(&k) => tensors[k].1 = array,
-            None => {
-                index.insert(name.to_string(), tensors.len());
-                tensors.push((name.to_string(), array));
-            }
-        }
+        // One array stored under many names is copied for each: that counts too.
+        budget.spend(8 * array.len()).map_err(&invalid)?;
+        tensors.push((name.to_string(), array.clone()));
     }
     tensors.sort_by_key(|(name, _)| super::tensors::natural_key(name));
     Ok(TensorFile {
@@ -85,18 +101,34 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     })
 }
 
-/// A pickle (protocol 3) of the dict `{name: float32 array}`, as numpy writes one: Python's
+/// A pickle (protocol 4) of the dict `{name: float32 array}`, as numpy writes one: Python's
 /// `pickle.load` gives back the same arrays, under numpy 1 and 2.
 pub fn encode(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Vec<u8> {
-    let mut out = vec![0x80, 3, b'}', b'('];
-    let text = |out: &mut Vec<u8>, s: &str| {
-        out.push(b'X');
-        out.extend((s.len() as u32).to_le_bytes());
-        out.extend(s.as_bytes());
+    let mut out = vec![0x80, 4, b'}', b'('];
+    // Sizes past 32 bits take the 64-bit forms of protocol 4 (BINUNICODE8, BINBYTES8, LONG1).
+    let sized = |out: &mut Vec<u8>, short: u8, long: u8, bytes: &[u8]| {
+        match u32::try_from(bytes.len()) {
+            Ok(n) => {
+                out.push(short);
+                out.extend(n.to_le_bytes());
+            }
+            Err(_) => {
+                out.push(long);
+                out.extend((bytes.len() as u64).to_le_bytes());
+            }
+        }
+        out.extend(bytes);
     };
-    let int = |out: &mut Vec<u8>, v: i32| {
-        out.push(b'J');
-        out.extend(v.to_le_bytes());
+    let text = |out: &mut Vec<u8>, s: &str| sized(out, b'X', 0x8d, s.as_bytes());
+    let int = |out: &mut Vec<u8>, v: i64| match i32::try_from(v) {
+        Ok(v) => {
+            out.push(b'J');
+            out.extend(v.to_le_bytes());
+        }
+        Err(_) => {
+            out.extend([0x8a, 8]);
+            out.extend(v.to_le_bytes());
+        }
     };
     for (name, array) in tensors {
         text(&mut out, name);
@@ -104,7 +136,7 @@ pub fn encode(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Vec<u8> {
         out.extend(b"K\x00\x85C\x01b\x87R("); // (0,), b'b' → REDUCE; state tuple follows
         out.extend(b"K\x01(");
         for &dim in array.shape() {
-            int(&mut out, i32::try_from(dim).unwrap_or(i32::MAX));
+            int(&mut out, i64::try_from(dim).unwrap_or(i64::MAX));
         }
         out.extend(b"tcnumpy\ndtype\n");
         text(&mut out, "f4");
@@ -115,9 +147,7 @@ pub fn encode(tensors: &[(String, ArrayViewD<'_, f32>)]) -> Vec<u8> {
         int(&mut out, -1);
         out.extend(b"K\x00tb\x89"); // dtype BUILD; not Fortran
         let data: Vec<u8> = array.iter().flat_map(|v| v.to_le_bytes()).collect();
-        out.push(b'B');
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend(data);
+        sized(&mut out, b'B', 0x8e, &data);
         out.extend(b"tb"); // array state tuple, BUILD
     }
     out.extend(b"u."); // SETITEMS, STOP
@@ -144,6 +174,7 @@ enum Global {
     DtypeType,
     OrderedDict,
     Encode,
+    Bytes,
 }
 
 impl Global {
@@ -161,6 +192,7 @@ impl Global {
             ("numpy", "dtype") => Global::DtypeType,
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("_codecs", "encode") => Global::Encode,
+            ("__builtin__" | "builtins", "bytes") => Global::Bytes,
             _ => return None,
         })
     }
@@ -218,9 +250,19 @@ impl Value {
     }
 }
 
-/// What a pickle may make the reader build beyond the values on its stack (decoded arrays,
-/// bytes from text): a few times its own size, so that one stored array built again and
-/// again from the memo cannot take all memory.
+/// The most values the stack may hold: numpy's pickles of a dict need about 2,000 (Python
+/// writes `SETITEMS` in batches of 1,000).
+const MAX_STACK: usize = 1 << 16;
+
+/// The most memo slots: numpy's pickles store about 40 per array.
+const MAX_MEMO: usize = 1 << 18;
+
+/// The most dimensions of an array, as in numpy.
+const MAX_DIMS: usize = 64;
+
+/// What a pickle may make the reader build (decoded arrays, bytes from text, the items of
+/// its lists, dicts and tuples, arrays copied out under their names): a few times its own
+/// size, so that one stored value used again and again from the memo cannot take all memory.
 struct Budget {
     left: usize,
 }
@@ -228,13 +270,13 @@ struct Budget {
 impl Budget {
     fn for_input(len: usize) -> Self {
         Budget {
-            left: len.saturating_mul(4).saturating_add(1 << 20),
+            left: len.saturating_mul(8).saturating_add(1 << 20),
         }
     }
 
     fn spend(&mut self, bytes: usize) -> Step<()> {
         self.left = self.left.checked_sub(bytes).ok_or(
-            "it builds far more data than it holds (the same array decoded again and again?)",
+            "it builds far more data than it holds (one stored array used again and again?)",
         )?;
         Ok(())
     }
@@ -345,14 +387,32 @@ impl<'a> Machine<'a> {
         Ok(self.stack.split_off(mark))
     }
 
-    fn push(&mut self, value: Value) {
+    fn push(&mut self, value: Value) -> Step<()> {
+        if self.stack.len() >= MAX_STACK {
+            return Err(format!(
+                "byte {}: more than {MAX_STACK} values on the stack (numpy's pickles need a few thousand)",
+                self.at
+            ));
+        }
         self.stack.push(value);
+        Ok(())
     }
 
     fn memo_put(&mut self, slot: u32) -> Step<()> {
         let value = self.top()?.clone();
-        self.memo.insert(slot, value);
+        if self.memo.insert(slot, value).is_none() && self.memo.len() > MAX_MEMO {
+            return Err(format!(
+                "byte {}: more than {MAX_MEMO} memo slots (numpy's pickles store about 40 per array)",
+                self.at
+            ));
+        }
         Ok(())
+    }
+
+    /// Charges `n` values moved into a list, dict or tuple to the budget.
+    fn grow(&mut self, n: usize) -> Step<()> {
+        self.budget
+            .spend(n.saturating_mul(std::mem::size_of::<Value>()))
     }
 
     fn memo_get(&mut self, slot: u32) -> Step<()> {
@@ -361,11 +421,11 @@ impl<'a> Machine<'a> {
             .get(&slot)
             .cloned()
             .ok_or_else(|| format!("byte {}: memo slot {slot} was never stored", self.at))?;
-        self.push(value);
+        self.push(value)?;
         Ok(())
     }
 
-    fn run(mut self) -> Step<Value> {
+    fn run(mut self) -> Step<(Value, Budget)> {
         match self.input {
             [0x80, 2..=5, ..] => self.at = 2,
             [0x80, p, ..] => return Err(format!("protocol {p}; protocols 2 to 5 are read")),
@@ -380,7 +440,7 @@ impl<'a> Machine<'a> {
             let at = self.at;
             let op = self.u8()?;
             match op {
-                b'.' => return self.pop(),
+                b'.' => return Ok((self.pop()?, self.budget)),
                 0x95 => {
                     // FRAME: a length hint for buffered reading; the frame must be there.
                     let n = self.u64()?;
@@ -400,26 +460,26 @@ impl<'a> Machine<'a> {
                 }
                 b'2' => {
                     let value = self.top()?.clone();
-                    self.push(value);
+                    self.push(value)?;
                 }
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
                 b'J' => {
                     let v = i32::from_le_bytes(self.le()?);
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 b'G' => {
                     self.take(8, "a float")?;
-                    self.push(Value::Float);
+                    self.push(Value::Float)?;
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.le()?);
-                    self.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)))?;
                 }
                 0x8a => {
                     // LONG1: a little-endian two's-complement integer of n bytes.
@@ -435,76 +495,83 @@ impl<'a> Machine<'a> {
                     if (1..8).contains(&n) && bytes[usize::from(n) - 1] & 0x80 != 0 {
                         v -= 1i64 << (8 * n);
                     }
-                    self.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 0x8c => {
                     let n = self.u8()?;
                     let v = self.text(u64::from(n))?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'X' => {
                     let n = self.u32()?;
                     let v = self.text(u64::from(n))?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 0x8d => {
                     let n = self.u64()?;
                     let v = self.text(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'C' => {
                     let n = self.u8()?;
                     let v = self.bytes(u64::from(n))?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 b'B' => {
                     let n = self.u32()?;
                     let v = self.bytes(u64::from(n))?;
-                    self.push(v);
+                    self.push(v)?;
                 }
                 0x8e | 0x96 => {
                     // BINBYTES8, BYTEARRAY8
                     let n = self.u64()?;
                     let v = self.bytes(n)?;
-                    self.push(v);
+                    self.push(v)?;
                 }
-                b')' => self.push(Value::Tuple(Rc::new([]), 1)),
+                b')' => self.push(Value::Tuple(Rc::new([]), 1))?,
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
+                    self.grow(n)?;
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {
                         items.push(self.pop()?);
                     }
                     items.reverse();
-                    self.push(tuple_of(items)?);
+                    self.push(tuple_of(items)?)?;
                 }
                 b't' => {
                     let items = self.since_mark()?;
-                    self.push(tuple_of(items)?);
+                    self.grow(items.len())?;
+                    self.push(tuple_of(items)?)?;
                 }
-                b']' => self.push(Value::List(Rc::default())),
+                b']' => self.push(Value::List(Rc::default()))?,
                 b'l' => {
                     let items = self.since_mark()?;
+                    self.grow(items.len())?;
                     items.iter().try_for_each(|v| may_hold("a list", v))?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))));
+                    self.push(Value::List(Rc::new(RefCell::new(items))))?;
                 }
                 b'a' => {
+                    self.grow(1)?;
                     let item = self.pop()?;
                     may_hold("a list", &item)?;
                     self.list_top()?.borrow_mut().push(item);
                 }
                 b'e' => {
                     let items = self.since_mark()?;
+                    self.grow(items.len())?;
                     items.iter().try_for_each(|v| may_hold("a list", v))?;
                     self.list_top()?.borrow_mut().extend(items);
                 }
-                b'}' => self.push(Value::Dict(Rc::default())),
+                b'}' => self.push(Value::Dict(Rc::default()))?,
                 b'd' => {
                     let items = pairs(self.since_mark()?, at)?;
+                    self.grow(2 * items.len())?;
                     items.iter().try_for_each(in_dict)?;
-                    self.push(Value::Dict(Rc::new(RefCell::new(items))));
+                    self.push(Value::Dict(Rc::new(RefCell::new(items))))?;
                 }
                 b's' => {
+                    self.grow(2)?;
                     let value = self.pop()?;
                     let key = self.pop()?;
                     in_dict(&(key.clone(), value.clone()))?;
@@ -512,6 +579,7 @@ impl<'a> Machine<'a> {
                 }
                 b'u' => {
                     let items = pairs(self.since_mark()?, at)?;
+                    self.grow(2 * items.len())?;
                     items.iter().try_for_each(in_dict)?;
                     self.dict_top()?.borrow_mut().extend(items);
                 }
@@ -539,7 +607,7 @@ impl<'a> Machine<'a> {
                     let module = self.line()?;
                     let name = self.line()?;
                     let global = allowed(module, name)?;
-                    self.push(Value::Global(global));
+                    self.push(Value::Global(global))?;
                 }
                 0x93 => {
                     let name = self.pop()?;
@@ -548,14 +616,14 @@ impl<'a> Machine<'a> {
                         return Err(format!("a STACK_GLOBAL at byte {at} without two strings"));
                     };
                     let global = allowed(&module, &name)?;
-                    self.push(Value::Global(global));
+                    self.push(Value::Global(global))?;
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
                     let value = reduce(callable, args, &mut self.budget)
                         .map_err(|e| format!("byte {at}: {e}"))?;
-                    self.push(value);
+                    self.push(value)?;
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -683,6 +751,8 @@ fn reduce(callable: Value, args: Value, budget: &mut Budget) -> Step<Value> {
             Ok(Value::Dtype(Rc::new(RefCell::new(dtype))))
         }
         (Global::OrderedDict, []) => Ok(Value::Dict(Rc::default())),
+        // Protocol 2's empty bytes: `bytes()`.
+        (Global::Bytes, []) => Ok(Value::Bytes(Rc::new([]))),
         (Global::Encode, [Value::Str(text), Value::Str(codec)])
             if matches!(codec.as_ref(), "latin1" | "latin-1") =>
         {
@@ -783,7 +853,14 @@ fn array_from(
     fortran: bool,
     budget: &mut Budget,
 ) -> Step<ArrayD<f64>> {
-    let dims: Vec<usize> = tuple(shape)?
+    let shape = tuple(shape)?;
+    if shape.len() > MAX_DIMS {
+        return Err(format!(
+            "an array of {} dimensions; numpy's have at most {MAX_DIMS}",
+            shape.len()
+        ));
+    }
+    let dims: Vec<usize> = shape
         .iter()
         .map(|d| match d {
             Value::Int(n) => usize::try_from(*n).map_err(|_| format!("a dimension of {n}")),

@@ -236,6 +236,12 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
     let Some(&[filters, channels, fh, fw]) = weights.first().copied() else {
         return Err(invalid("W1 is not a convolution's 4-D weight".into()));
     };
+    if filters == 0 || channels == 0 || fh == 0 || fh > ASSUMED_SIDE || fw > ASSUMED_SIDE {
+        return Err(invalid(format!(
+            "W1 has shape {:?}: filters of at least one channel, at most {ASSUMED_SIDE}×{ASSUMED_SIDE}, as (FN, C, FH, FW)",
+            weights[0]
+        )));
+    }
     let input = (channels, ASSUMED_SIDE, ASSUMED_SIDE);
     match (convs, affines) {
         (1, [w2, w3]) => {
@@ -255,7 +261,9 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
                 let (h, w) = conv.output_size((ASSUMED_SIDE, ASSUMED_SIDE))?;
                 Some(filters * (h / 2) * (w / 2))
             };
-            let pad = (0..fh).find(|&p| pooled(p) == Some(w2[0])).ok_or_else(|| {
+            let pad = (0..fh.min(ASSUMED_SIDE))
+                .find(|&p| pooled(p) == Some(w2[0]))
+                .ok_or_else(|| {
                 invalid(format!(
                     "W2 has {} rows but SimpleConvNet's {filters} filters of {fh}×{fw} (stride 1, no padding) \
                      pooled 2×2 over {ASSUMED_SIDE}×{ASSUMED_SIDE} images give {}",

@@ -35,6 +35,13 @@ impl TensorFile {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
         let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        if names.len() > super::MAX_TENSORS {
+            return Err(invalid(format!(
+                "it holds {} tensors; no net of this crate has more than {}",
+                names.len(),
+                super::MAX_TENSORS
+            )));
+        }
         names.sort_by_key(|a| natural_key(a));
         let mut tensors = Vec::with_capacity(names.len());
         for name in names {

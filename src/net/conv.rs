@@ -137,9 +137,13 @@ struct Stack<A: NdFloat> {
 
 impl<A: NdFloat> Stack<A> {
     fn new(input: (usize, usize, usize), seed: u64) -> Result<Self> {
-        if input.0 * input.1 * input.2 == 0 {
+        let size = input
+            .0
+            .checked_mul(input.1)
+            .and_then(|n| n.checked_mul(input.2));
+        if size.is_none_or(|n| n == 0) {
             return Err(Error::Invalid(format!(
-                "input shape {input:?} has a zero side"
+                "input shape {input:?} has a zero side or too many values"
             )));
         }
         let mut net = Sequential::new();

@@ -151,6 +151,11 @@ state = numpy_array([4096], f32s([0.5] * 4096)).split(b"R(K", 1)[1][:-1]  # with
 rebuilt = b"X\x02\x00\x00\x00W0" + empty_array + b"(K" + state + b"q\x01b"
 rebuilt += b"".join(b"X" + struct.pack("<I", len(f"W{k}")) + f"W{k}".encode() + empty_array + b"h\x01b" for k in range(1, 200))
 write("pickle/rebuilt-array.pkl", bytes([0x80, 3]) + b"}(" + rebuilt + b"u.")
+# One array stored once (BINPUT 1) and named 300 times: each name is a copy.
+shared = b"X\x02\x00\x00\x00W0" + numpy_array([16384], f32s([0.25] * 16384)) + b"q\x01"
+shared += b"".join(b"X" + struct.pack("<I", len(f"W{k}")) + f"W{k}".encode() + b"h\x01" for k in range(1, 300))
+write("pickle/shared-array.pkl", bytes([0x80, 3]) + b"}(" + shared + b"u.")
+write("pickle/many-dims.pkl", pickled([("W1", numpy_array([1] * 65, f32s([1.0])))]))
 write("pickle/deep-tuples.pkl", b"\x80\x02}(X\x02\x00\x00\x00W1N" + b"\x85" * 1_000 + b"u.")
 whole = pickled([("W1", w1)])
 write("pickle/truncated.pkl", whole[: len(whole) // 2])
