@@ -414,3 +414,18 @@ fn an_empty_array_of_protocol_2_reads() {
         ("e", &[0][..])
     );
 }
+
+#[test]
+fn float64_weights_beyond_float32_are_refused_not_made_infinite() {
+    let dir = tempfile::tempdir().unwrap();
+    let w1 = ArrayD::from_elem(IxDyn(&[784, 10]), 1e300);
+    let b1 = ArrayD::zeros(IxDyn(&[10]));
+    let path = dir.path().join("huge.safetensors");
+    let tensors = [("W1".to_string(), w1.view()), ("b1".to_string(), b1.view())];
+    std::fs::write(&path, encode_tensors(&[], &tensors, HashMap::new())).unwrap();
+    let err = load_model(&path, LoadOptions::default()).unwrap_err();
+    assert!(
+        err.to_string().ends_with("tensor W1 holds NaN or infinite values: the weights are unusable (saved from a diverged run?)"),
+        "{err}"
+    );
+}
