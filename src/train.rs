@@ -18,7 +18,7 @@ use ndarray::NdFloat;
 use crate::data::{Batch, Dataset, Sampler, Sampling, Split, prefetch};
 use crate::error::{Error, Result};
 use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
-use crate::io::{ModelInfo, TensorFile};
+use crate::io::{ModelInfo, RunPosition, TensorFile};
 use crate::layers::Mode;
 use crate::linalg;
 use crate::net::Sequential;
@@ -413,6 +413,14 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             loss_since_eval: self.loss_since_eval,
             elapsed_s: self.elapsed_before,
             rngs: self.net.rngs(),
+        };
+        let info = ModelInfo {
+            checkpoint: Some(RunPosition {
+                iteration: self.iter,
+                iters: self.config.iters,
+            }),
+            test_accuracy: accuracy_of_current_weights(self),
+            ..info.clone()
         };
         let mut meta = info.to_metadata();
         meta.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -353,43 +353,20 @@ fn every_command_that_reads_a_model_reads_the_books_pickle() {
     let png = dir.path().join("figure.png");
     let png = png.to_str().unwrap();
     let digit = "tests/corpus/image/digit.png";
-    let commands: [&[&str]; 4] = [
-        &["eval", "--model", model, "--activation", "sigmoid"],
-        &[
-            "predict",
-            "--model",
-            model,
-            "--activation",
-            "sigmoid",
-            digit,
-        ],
-        &[
-            "visualize-filters",
-            "--model",
-            model,
-            "--activation",
-            "sigmoid",
-            "--out",
-            png,
-        ],
-        &[
-            "misclassified",
-            "--model",
-            model,
-            "--activation",
-            "sigmoid",
-            "--out",
-            png,
-        ],
+    // Each command with the file, the activation, and what it needs besides.
+    let commands: [(&str, &[&str]); 4] = [
+        ("eval", &[]),
+        ("predict", &[digit]),
+        ("visualize-filters", &["--out", png]),
+        ("misclassified", &["--out", png]),
     ];
-    for args in commands {
-        let out = backprop(args);
+    for (command, extra) in commands {
+        let mut args = vec![command, "--model", model, "--activation", "sigmoid"];
+        args.extend(extra);
+        let out = backprop(&args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        assert!(
-            stderr(&out).starts_with(&said),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        let err = stderr(&out);
+        assert!(err.starts_with(&said), "{args:?}: {err}");
         assert!(!stdout(&out).is_empty(), "{args:?}");
     }
     image::open(png).unwrap();

@@ -18,6 +18,7 @@
 //! | `classes` | the class names as a JSON list |
 //! | `dataset` | the data set trained on |
 //! | `test_accuracy` | the test accuracy of these weights, when the run's last evaluation was after its last update |
+//! | `checkpoint` | in a checkpoint: `ITERATION/ITERS`, where in its run it was taken |
 //!
 //! A checkpoint (`checkpoint.safetensors` of `backprop train --checkpoint-every`) is such a
 //! file with the trainer's state besides: the optimizer's tensors (`optimizer/…`), the loss

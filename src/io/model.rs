@@ -36,8 +36,8 @@ pub struct ModelInfo {
     pub dataset: Option<String>,
     /// The test accuracy of these weights, when the run evaluated them.
     pub test_accuracy: Option<f64>,
-    /// Where in its run the file was taken, when it is a checkpoint (not saved by
-    /// [`save_model`]: a model file is a finished run).
+    /// Where in its run the file was taken, when it is a checkpoint (metadata `checkpoint`,
+    /// written by [`crate::train::Trainer::checkpoint`]).
     pub checkpoint: Option<RunPosition>,
     /// What the loader had to assume because the file does not say it (a file without
     /// metadata: the activation, the input size), each to be said to the user.
@@ -61,23 +61,16 @@ fn is_trainer_tensor(name: &str) -> bool {
     name.starts_with("optimizer/") || name.starts_with("train/")
 }
 
-/// The position, and the test accuracy of the weights if evaluated, in a checkpoint's trainer state (the
-/// JSON of [`crate::train::Trainer::checkpoint`]); `None` when `json` is not one.
-fn checkpoint_position(json: &str) -> Option<(RunPosition, Option<f64>)> {
-    let state: serde_json::Value = serde_json::from_str(json).ok()?;
-    let count = |v: &serde_json::Value| v.as_u64().and_then(|n| usize::try_from(n).ok());
-    let position = RunPosition {
-        iteration: count(state.get("iter")?)?,
-        iters: count(state.get("config")?.get("iters")?)?,
-    };
-    // The accuracy of these weights: an evaluation after the last update before the checkpoint.
-    let accuracy = state
-        .get("history")?
-        .as_array()?
-        .last()
-        .filter(|r| r.get("iter").and_then(count) == position.iteration.checked_sub(1))
-        .and_then(|r| r.get("test_acc")?.as_f64());
-    Some((position, accuracy))
+/// The metadata key of a checkpoint's position, `ITERATION/ITERS` (`2000/3000`).
+const CHECKPOINT_KEY: &str = "checkpoint";
+
+/// The position `ITERATION/ITERS` of a checkpoint's metadata.
+fn parse_position(text: &str) -> Option<RunPosition> {
+    let (iteration, iters) = text.split_once('/')?;
+    Some(RunPosition {
+        iteration: iteration.parse().ok()?,
+        iters: iters.parse().ok()?,
+    })
 }
 
 impl ModelInfo {
@@ -124,6 +117,12 @@ impl ModelInfo {
         }
         if let Some(accuracy) = self.test_accuracy {
             meta.insert("test_accuracy".into(), accuracy.to_string());
+        }
+        if let Some(at) = self.checkpoint {
+            meta.insert(
+                CHECKPOINT_KEY.into(),
+                format!("{}/{}", at.iteration, at.iters),
+            );
         }
         meta
     }
@@ -187,16 +186,19 @@ pub fn model_from(
         path: path.to_path_buf(),
         what,
     };
-    let checkpoint = match file.metadata.get(TRAINER_KEY) {
-        Some(json) => Some(checkpoint_position(json).ok_or_else(|| {
-            invalid("metadata trainer is not the state of a `backprop train` run".into())
-        })?),
-        None => None,
-    };
-    if checkpoint.is_some() {
+    if file.metadata.contains_key(TRAINER_KEY) {
         // The optimizer's state and the losses are for resuming; the weights are the model.
         file.tensors.retain(|(name, _)| !is_trainer_tensor(name));
     }
+    // Checkpoints written before the position was recorded load as plain models.
+    let checkpoint = match file.metadata.get(CHECKPOINT_KEY) {
+        Some(text) => Some(parse_position(text).ok_or_else(|| {
+            invalid(format!(
+                "metadata checkpoint {text:?} is not ITERATION/ITERS"
+            ))
+        })?),
+        None => None,
+    };
     let (net, assumed) = architecture(&file, path, options)?;
     let meta = &file.metadata;
     let outputs = net.outputs();
@@ -229,9 +231,9 @@ pub fn model_from(
             Some(text) => Some(text.parse::<f64>().map_err(|_| {
                 invalid(format!("metadata test_accuracy {text:?} is not a number"))
             })?),
-            None => checkpoint.and_then(|(_, accuracy)| accuracy),
+            None => None,
         },
-        checkpoint: checkpoint.map(|(position, _)| position),
+        checkpoint,
         assumed,
         net,
         input_shape,

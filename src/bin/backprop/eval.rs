@@ -43,7 +43,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let correct: usize = (0..data.classes()).map(|c| result.confusion[c][c]).sum();
     println!(
         "{} on {} {split_name}: accuracy {:.4} ({correct}/{}), mean loss {:.4}",
-        args.model.model.display(),
+        args.model.path.display(),
         data.name,
         result.accuracy,
         result.n,
@@ -90,7 +90,7 @@ pub fn model_and_data(
     };
     let data = backprop::data::load(known, data_dir)?;
     backprop::train::check_fits(&mut net, &data).map_err(|e| Error::Model {
-        path: model.model.clone(),
+        path: model.path.clone(),
         what: e.to_string(),
     })?;
     Ok((net, info, data))

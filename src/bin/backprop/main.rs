@@ -133,8 +133,8 @@ fn main() -> ExitCode {
 struct ModelFile {
     /// A model file: model.safetensors or checkpoint.safetensors of `backprop train`, the
     /// book's pickled weights (.pkl), or any safetensors file with W1, b1, W2, b2, …
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long = "model", value_name = "FILE")]
+    path: PathBuf,
     /// The hidden activation of a fully connected net whose file does not name it (the
     /// book's pickles): relu or sigmoid [default: relu, said on stderr].
     #[arg(long)]
@@ -149,7 +149,7 @@ impl ModelFile {
             activation: self.activation,
             ..LoadOptions::default()
         };
-        load_model_saying(&self.model, options)
+        load_model_saying(&self.path, options)
     }
 }
 

@@ -25,7 +25,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let (mut net, info) = args.model.load()?;
     if info.normalisation != PIXEL_NORMALISATION {
         return Err(Error::Model {
-            path: args.model.model.clone(),
+            path: args.model.path.clone(),
             what: format!(
                 "normalisation {:?} is not supported; expected {PIXEL_NORMALISATION}",
                 info.normalisation
@@ -38,7 +38,7 @@ pub fn run(args: &Args) -> super::Outcome {
     });
     if rows.checked_mul(cols) != Some(info.net.inputs()) {
         return Err(Error::Model {
-            path: args.model.model.clone(),
+            path: args.model.path.clone(),
             what: format!(
                 "the net takes {} inputs, which is not an image of {rows}×{cols}",
                 info.net.inputs()

@@ -91,18 +91,18 @@ pub fn filters(args: &FilterArgs) -> super::Outcome {
             tiles(&mut untrained)?,
         ),
         (
-            format!("after training: {}", described(&info, &args.model.model)),
+            format!("after training: {}", described(&info, &args.model.path)),
             tiles(&mut trained)?,
         ),
     ];
     let columns = groups[0].1.len().min(10);
     let side = groups[0].1.first().map_or(1, |t| t.pixels.nrows().max(1));
-    let path = output(&args.out, &args.model.model, "filters.png");
+    let path = output(&args.out, &args.model.path, "filters.png");
     image_grid(&path, &groups, columns, (60 / side as u32).clamp(2, 12))?;
     println!(
         "{} first-layer filters of {} ({})",
         groups[1].1.len(),
-        args.model.model.display(),
+        args.model.path.display(),
         info.net.layout()
     );
     eprintln!("saved {}", path.display());
@@ -144,9 +144,9 @@ pub fn misclassified(args: &MisclassifiedArgs) -> super::Outcome {
             }
         })
         .collect();
-    let path = output(&args.out, &args.model.model, "misclassified.png");
+    let path = output(&args.out, &args.model.path, "misclassified.png");
     info.test_accuracy = Some(1.0 - wrong.len() as f64 / data.test.len().max(1) as f64);
-    let heading = format!("misclassified by {}", described(&info, &args.model.model));
+    let heading = format!("misclassified by {}", described(&info, &args.model.path));
     image_grid(&path, &[(heading, tiles)], 5, 3)?;
     eprintln!("saved {}", path.display());
     Ok(ExitCode::SUCCESS)
