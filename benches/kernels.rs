@@ -15,7 +15,7 @@ use backprop::functions::Targets;
 use backprop::layers::{
     Affine, Convolution, Layer, Mode, Pooling, SoftmaxWithLoss, Window, im2col,
 };
-use backprop::linalg::matmul;
+use backprop::machinery::linalg::matmul;
 use backprop::net::NetSpec;
 use backprop::optim::Sgd;
 use backprop::train::{TrainConfig, Trainer, evaluate};
@@ -189,9 +189,9 @@ fn config() -> Criterion {
 
 criterion_group! { name = benches; config = config(); targets = products, affine, loss_and_gather, passes, convolution }
 /// As the CLI runs its commands: on a thread of rayon's pool, so that parallel products use
-/// the calling thread as `backprop bench` does (`linalg::on_thread_pool`).
+/// the calling thread as `backprop bench` does (`machinery::parallel::on_thread_pool`).
 fn main() {
-    backprop::linalg::on_thread_pool(|| {
+    backprop::machinery::parallel::on_thread_pool(|| {
         benches();
         Criterion::default().configure_from_args().final_summary();
     });

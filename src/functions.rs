@@ -5,8 +5,11 @@
 //! | `sigmoid(x)` | [`sigmoid`] |
 //! | `softmax(x)` | [`softmax`] (row-wise, shifted by the row maximum) |
 //! | `cross_entropy_error(y, t)` | [`cross_entropy_error`] (one-hot or class-index targets) |
+//! | `std * np.random.randn(…)` | [`randn`] (from an explicit seeded generator) |
 
-use ndarray::{Array2, ArrayView2, NdFloat, Zip};
+use ndarray::{Array, Array2, ArrayView2, Dimension, NdFloat, ShapeBuilder, Zip};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
 
 /// The book's `delta`: probabilities are clipped to at least this before the logarithm,
 /// so that `log 0 = -∞` never happens.
@@ -79,6 +82,22 @@ impl<A: NdFloat> Targets<A> {
             }
         }
     }
+}
+
+/// `std · randn(shape)`: standard normal samples from `rng`, scaled, as the book's
+/// `weight_init_std * np.random.randn(…)` draws initial weights.
+pub fn randn<A: NdFloat, Sh: ShapeBuilder>(
+    shape: Sh,
+    std: f64,
+    rng: &mut impl Rng,
+) -> Array<A, Sh::Dim>
+where
+    Sh::Dim: Dimension,
+{
+    Array::from_shape_simple_fn(shape, || {
+        let z: f64 = StandardNormal.sample(rng);
+        A::from(std * z).expect("a normal sample fits the float type")
+    })
 }
 
 /// Position of the largest value (the first one on ties); 0 for an empty input.

@@ -8,9 +8,10 @@
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, NdFloat, Zip};
 use rand::SeedableRng;
-use rand_distr::{Distribution, StandardNormal};
 
+use crate::functions::Targets;
 use crate::layers::{Layer, Mode};
+use crate::net::Sequential;
 
 /// The book's step `h = 1e-4` (`1e-4` balances truncation against rounding error in f64).
 pub const H: f64 = 1e-4;
@@ -234,13 +235,115 @@ pub fn check_layer<A: NdFloat, L: Layer<A> + ?Sized>(
     }
 }
 
+/// `(name, ∂L/∂param)` of every parameter of `net` by central differences of its
+/// [`loss`](Sequential::loss) on `x, t` (the book's `numerical_gradient`): slow, two forward
+/// passes per parameter element.
+pub fn net_numerical_gradient<A: NdFloat>(
+    net: &mut Sequential<A>,
+    x: ArrayViewD<'_, A>,
+    t: &Targets<A>,
+) -> Vec<(String, ArrayD<A>)> {
+    numerical_gradient_watching(net, x, t).0
+}
+
+/// Compares [`Sequential::gradient`] (backprop) with [`net_numerical_gradient`] for every
+/// parameter of `net` (§5.7.3), and
+/// reports the units of piecewise-linear layers (ReLU) that a perturbation of `±h` pushed
+/// across their kink, which is what makes a difference larger than rounding noise.
+pub fn check_net<A: NdFloat>(
+    net: &mut Sequential<A>,
+    x: ArrayViewD<'_, A>,
+    t: &Targets<A>,
+) -> GradCheck {
+    let rngs = net.rngs();
+    let (numeric, kinks) = numerical_gradient_watching(net, x.view(), t);
+    net.set_rngs(&rngs);
+    net.gradient(x, t);
+    let entries = net
+        .grads()
+        .into_iter()
+        .zip(&numeric)
+        .map(|((name, analytic), (_, n))| (name, Comparison::of(analytic.view(), n.view())))
+        .collect();
+    GradCheck { entries, kinks }
+}
+
+/// Numerical gradients plus, per layer with branches, the units that switched branch.
+/// Random layers (dropout) are reset to their state at the start before every forward
+/// pass, so every pass uses the same masks.
+fn numerical_gradient_watching<A: NdFloat>(
+    net: &mut Sequential<A>,
+    x: ArrayViewD<'_, A>,
+    t: &Targets<A>,
+) -> (Vec<(String, ArrayD<A>)>, Vec<KinkCrossing>) {
+    let rngs = net.rngs();
+    net.loss(x.view(), t, Mode::Train);
+    let baseline: Vec<Option<ArrayD<bool>>> =
+        net.layers().map(|(_, layer, _)| layer.branches()).collect();
+    let mut switched: Vec<Option<ArrayD<bool>>> = baseline
+        .iter()
+        .map(|b| b.as_ref().map(|b| b.mapv(|_| false)))
+        .collect();
+
+    let shapes: Vec<(String, ndarray::IxDyn)> = net
+        .params_mut()
+        .into_iter()
+        .map(|p| (p.name.to_string(), p.param.value.raw_dim()))
+        .collect();
+    let mut grads = Vec::with_capacity(shapes.len());
+    for (k, (name, shape)) in shapes.into_iter().enumerate() {
+        let grad = central_differences(shape, |i, offset| {
+            let old = shift_element(net.params_mut().swap_remove(k).param.value, i, offset);
+            net.set_rngs(&rngs);
+            let loss = net.loss(x.view(), t, Mode::Train);
+            set_element(net.params_mut().swap_remove(k).param.value, i, old);
+            mark_switched(net, &baseline, &mut switched);
+            loss
+        });
+        grads.push((name, grad));
+    }
+
+    let names: Vec<String> = grads.iter().map(|(name, _)| name.clone()).collect();
+    let mut kinks = Vec::new();
+    let mut params_so_far = 0;
+    for ((layer, _, params), switched) in net.layers().zip(&switched) {
+        let units = switched
+            .as_ref()
+            .map_or(0, |s| s.iter().filter(|&&b| b).count());
+        if units > 0 {
+            kinks.push(KinkCrossing {
+                layer: layer.to_string(),
+                units,
+                of: switched.as_ref().map_or(0, |s| s.len()),
+                upstream: names[..params_so_far].to_vec(),
+            });
+        }
+        params_so_far += params;
+    }
+    (grads, kinks)
+}
+
+/// Ors into `switched` the units whose branch differs from `baseline` after the last forward.
+fn mark_switched<A: NdFloat>(
+    net: &Sequential<A>,
+    baseline: &[Option<ArrayD<bool>>],
+    switched: &mut [Option<ArrayD<bool>>],
+) {
+    for (((_, layer, _), base), switched) in net.layers().zip(baseline).zip(switched) {
+        if let (Some(now), Some(base), Some(switched)) = (layer.branches(), base, switched.as_mut())
+        {
+            ndarray::Zip::from(switched)
+                .and(&now)
+                .and(base)
+                .for_each(|s, &n, &b| *s |= n != b);
+        }
+    }
+}
+
 /// An array of standard normal samples from a ChaCha8 RNG seeded with `seed`.
 pub fn standard_normal<A: NdFloat>(shape: &[usize], seed: u64) -> ArrayD<A> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    ArrayD::from_shape_simple_fn(shape, || {
-        let z: f64 = StandardNormal.sample(&mut rng);
-        A::from(z).expect("a normal sample fits the float type")
-    })
+    crate::functions::randn(shape, 1.0, &mut rng)
 }
 
 #[cfg(test)]

@@ -68,22 +68,13 @@
 //!
 //! ## Performance
 //!
-//! Products run on faer's GEMM ([`linalg::matmul`]), chosen by measurement on this project's
-//! shapes; transposed operands are strided views, never copies. A net's first layer skips
-//! `∂L/∂x` (the data needs none), images stay `u8` until a batch is gathered (the next
-//! batch's images are prefetched while the current one is computed), and evaluation runs in
-//! blocks of [`net::Sequential::eval_rows`] rows shared among the cores (a copy of the net
-//! for each thread besides the caller's), so the book's run peaks near 70 MB. After its first
-//! step, a dense net's training step allocates nothing: layers keep their buffers. Products
-//! of 16 M multiply-adds and more run on faer's parallel GEMM over rayon's pool, on which the
-//! CLI runs its commands ([`linalg::on_thread_pool`]); faer splits the output, never a sum,
-//! so the same seed gives the same bits at any `--threads`. After each product the AVX
-//! registers' upper halves are cleared, or every SSE instruction after it would stall. Convolutions run image by image on
-//! transposed im2col buffers kept from pass to pass, the images of a batch shared among the
-//! cores, with `∂L/∂W` summed in fixed groups of images so that the bits do not depend on the
-//! thread count either; ReLU and 2×2 max pooling are written with selects rather than
-//! branches, which a coin-flip sign would mispredict. `backprop bench` and
-//! `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle measured in the same run.
+//! Products run on faer's GEMM, chosen by measurement on this project's shapes; transposed
+//! operands are strided views, never copies. After its first step, a dense net's training
+//! step allocates nothing; convolutions run image by image, the images of a batch shared among
+//! the cores; evaluation runs in blocks shared among the cores; and the same seed gives the
+//! same bits at any `--threads`. How is the page of [`machinery`], the code below the
+//! layers that a learner can skip. `backprop bench` and `BENCHMARKS.md` compare with numpy,
+//! PyTorch, burn and candle measured in the same run.
 //!
 //! ## Errors and panics
 //!
@@ -102,7 +93,6 @@
 // invariants of the crate's own making, each with the reason it holds.)
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod bench;
 pub mod data;
 pub mod error;
 pub mod experiments;
@@ -111,7 +101,7 @@ pub mod gradient;
 pub mod graph;
 pub mod io;
 pub mod layers;
-pub mod linalg;
+pub mod machinery;
 pub mod net;
 pub mod optim;
 pub mod pause_points;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
 use crate::io::{ModelInfo, RunPosition, TensorFile};
 use crate::layers::Mode;
-use crate::linalg;
+use crate::machinery::parallel;
 use crate::net::Sequential;
 use crate::optim::Optimizer;
 use crate::pause_points::pause;
@@ -103,7 +103,7 @@ pub struct Evaluation {
 /// Runs `net` in inference mode over all of `split` in blocks of [`Sequential::eval_rows`]
 /// rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
 ///
-/// The blocks are shared among the kernel threads ([`crate::linalg::threads`]): the calling
+/// The blocks are shared among the kernel threads ([`crate::machinery::parallel::threads`]): the calling
 /// thread runs `net` itself, each other thread a copy of it, every one with its kernels on
 /// that thread alone. Each block is computed the same way whatever thread runs it, so results
 /// do not depend on the thread count. Memory is a block's buffers per thread (about 1 MB for
@@ -116,7 +116,7 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     let rows = net.eval_rows();
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
-    let per_thread = starts.len().div_ceil(linalg::threads()).max(1);
+    let per_thread = starts.len().div_ceil(parallel::threads()).max(1);
     let groups: Vec<_> = starts
         .chunks(per_thread)
         .zip(results.chunks_mut(per_thread))
@@ -127,8 +127,8 @@ pub fn map_blocks<A: NdFloat, R: Send>(
         .chain(copies.iter_mut())
         .zip(groups)
         .collect();
-    linalg::parallel_each(jobs, |(net, (starts, out))| {
-        linalg::one_thread_each(|| {
+    parallel::parallel_each(jobs, |(net, (starts, out))| {
+        parallel::one_thread_each(|| {
             let mut batch = Batch::<A>::default();
             let mut indices = Vec::with_capacity(rows);
             for (&start, slot) in starts.iter().zip(out) {

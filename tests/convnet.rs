@@ -166,7 +166,7 @@ fn the_same_bits_on_one_two_or_three_threads() {
     let data = mnist(400, 100);
     let arch = Architecture::SimpleConv(SimpleConvNet::new((1, 28, 28), 10));
     let run = |threads: usize| -> (Vec<u32>, Vec<f64>) {
-        backprop::linalg::set_threads(threads);
+        backprop::machinery::parallel::set_threads(threads);
         let config = TrainConfig {
             iters: 6,
             batch: 40,

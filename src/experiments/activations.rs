@@ -9,13 +9,13 @@
 //! With std 1 sigmoid outputs pile up at 0 and 1 (vanishing gradients); with std 0.01 they
 //! bunch at 0.5 (every unit alike); Xavier (std √(1/100)) spreads them out.
 
+use crate::functions::randn;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use crate::functions::sigmoid;
-use crate::linalg::matmul;
+use crate::machinery::linalg::matmul;
 use crate::net::{Activation, Init};
 
 /// The activations of one hidden layer, summarised.
@@ -43,12 +43,8 @@ pub fn activation_histograms(
     seed: u64,
 ) -> Vec<ActivationStats> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut randn = |shape: (usize, usize), scale: f64| {
-        Array2::from_shape_simple_fn(shape, || {
-            let z: f64 = StandardNormal.sample(&mut rng);
-            scale * z
-        })
-    };
+    let mut randn =
+        |shape: (usize, usize), std: f64| -> Array2<f64> { randn(shape, std, &mut rng) };
     let mut x = randn((samples, nodes), 1.0);
     let std = init.std(nodes);
     let mut stats = Vec::with_capacity(layers);

@@ -93,7 +93,7 @@ pub fn epochs_schedule(
 }
 
 /// `f` applied to every item on all cores, results in the items' order. Each of several
-/// workers runs its items' kernels on its own thread ([`crate::linalg::one_thread_each`]), so
+/// workers runs its items' kernels on its own thread ([`crate::machinery::parallel::one_thread_each`]), so
 /// the cores are not oversubscribed; `done` is called (from
 /// the worker) after each item.
 pub fn parallel_map<T: Sync, R: Send>(
@@ -101,7 +101,9 @@ pub fn parallel_map<T: Sync, R: Send>(
     f: impl Fn(usize, &T) -> R + Sync,
     done: &(dyn Fn(&R) + Sync),
 ) -> Vec<R> {
-    let workers = crate::linalg::threads().min(items.len()).max(1);
+    let workers = crate::machinery::parallel::threads()
+        .min(items.len())
+        .max(1);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -116,7 +118,7 @@ pub fn parallel_map<T: Sync, R: Send>(
                 };
                 // A lone worker keeps all cores for its kernels.
                 if workers > 1 {
-                    crate::linalg::one_thread_each(work);
+                    crate::machinery::parallel::one_thread_each(work);
                 } else {
                     work();
                 }

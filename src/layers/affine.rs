@@ -7,17 +7,10 @@
 //!           ∂L/∂b = Σₙ ∂L/∂Y[n, :]        (M,)   the column sum over the batch
 //! ```
 //!
-//! The products run on [`crate::linalg::matmul`] (faer's GEMM, transposes as strided views);
-//! the gradients are written into buffers kept from step to step.
-//!
-//! From the second training step on, neither pass allocates: `∂L/∂X` is written into the
-//! buffer of the cached `X` (no longer needed once `∂L/∂W` is known), the buffer of `∂L/∂Y`
-//! received by `backward` holds the next `Y`, and as a net's first layer
-//! ([`Layer::forward_input`]) the data is copied into the buffer of the last input. So
-//! `backward` uses up the cached `X`: each `backward` needs a `forward` before it.
-//!
-//! An input with more than two axes, such as images `(N, C, H, W)`, is flattened to
-//! `(N, C·H·W)` and `∂L/∂X` is reshaped back. Caches the flattened `X` and the input shape.
+//! Caches `X` (flattened, see below) for backward. Inputs with more than two axes, such as
+//! images `(N, C, H, W)`, are flattened to `(N, C·H·W)`, and `∂L/∂X` is reshaped back.
+//! (The buffers the products write into are kept from step to step: see
+//! [`crate::machinery`].)
 //!
 //! ```
 //! use backprop::layers::{Affine, Layer, Mode};
@@ -28,12 +21,15 @@
 //! assert_eq!(y, array![[1.5, 2.5, 3.5]].into_dyn());
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, ArrayViewD, IxDyn, NdFloat};
+use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Ix2, IxDyn, NdFloat};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
-use super::{Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
-use crate::linalg::matmul;
+use super::{
+    Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, visit_two_params,
+};
+use crate::functions::randn;
+use crate::machinery::linalg::matmul;
+use crate::machinery::scratch::reuse;
 
 /// A fully connected layer `Y = X·W + b`.
 #[derive(Debug, Clone)]
@@ -46,10 +42,10 @@ pub struct Affine<A> {
     dw: Array2<A>,
     /// `∂L/∂b`, shape `(M,)`.
     db: Array1<A>,
-    /// The flattened input `(N, D)` of the last forward pass and its original shape.
+    /// The input `X (N, D)` of the last forward pass and its shape before flattening.
     x: Option<(Array2<A>, IxDyn)>,
-    /// The `∂L/∂Y` buffer of the last backward pass, reused for the next `Y`.
-    spare_output: Option<Array2<A>>,
+    /// The buffer of the last `∂L/∂Y`, for the next `Y`.
+    spare_y: Option<Array2<A>>,
 }
 
 impl<A: NdFloat> Affine<A> {
@@ -72,17 +68,13 @@ impl<A: NdFloat> Affine<A> {
             w,
             b,
             x: None,
-            spare_output: None,
+            spare_y: None,
         }
     }
 
     /// `W = std · randn(inputs, outputs)`, `b = 0`: the book's `weight_init_std * np.random.randn`.
     pub fn randn(inputs: usize, outputs: usize, std: f64, rng: &mut impl Rng) -> Self {
-        let w = Array2::from_shape_simple_fn((inputs, outputs), || {
-            let z: f64 = StandardNormal.sample(rng);
-            A::from(std * z).expect("a normal sample fits the float type")
-        });
-        Self::new(w, Array1::zeros(outputs))
+        Self::new(randn((inputs, outputs), std, rng), Array1::zeros(outputs))
     }
 
     /// The weights `W`, shape `(D, M)`.
@@ -96,104 +88,54 @@ impl<A: NdFloat> Affine<A> {
     }
 }
 
-impl<A: NdFloat> Affine<A> {
-    /// `(N, D)`, the shape an input of shape `shape` flattens to.
-    ///
-    /// # Panics
-    /// When it does not flatten to `D` = the rows of `W` per example.
-    #[track_caller]
-    fn flat_input(&self, shape: &[usize]) -> (usize, usize) {
-        let n: usize = shape.first().copied().unwrap_or(0);
-        let d: usize = self.w.nrows();
-        assert!(
-            shape.len() >= 2 && n * d == shape.iter().product::<usize>(),
-            "Affine::forward: input of shape {shape:?} does not flatten to (N, {d}) for W of shape {:?}",
-            self.w.shape()
-        );
-        (n, d)
-    }
-
-    /// `Y = X·W + b` for the cached `X`, in the buffer of the last `∂L/∂Y` when it fits: the
-    /// bias first, then the product accumulated onto it.
-    fn output(&mut self) -> ArrayD<A> {
-        let (x, _) = cached(&self.x, "Affine");
-        let dim = (x.nrows(), self.b.len());
-        let mut y = match self.spare_output.take() {
-            Some(y) if y.dim() == dim => y,
-            _ => Array2::zeros(dim),
-        };
-        y.assign(&self.b);
-        matmul(x.view(), self.w.view(), y.view_mut(), true);
-        y.into_dyn()
-    }
-
-    /// `∂L/∂W = Xᵀ·∂L/∂Y` and `∂L/∂b = Σₙ ∂L/∂Y[n, :]` into the gradient buffers; returns
-    /// `∂L/∂Y` as a matrix.
-    #[track_caller]
-    fn param_grads(&mut self, dout: ArrayD<A>) -> Array2<A> {
-        let (x, _) = cached(&self.x, "Affine");
-        check_dout_shape("Affine", &[x.nrows(), self.w.ncols()], dout.shape());
-        let dout = dout
-            .into_dimensionality::<ndarray::Ix2>()
-            .expect("shape checked above");
-        matmul(x.t(), dout.view(), self.dw.view_mut(), false);
-        self.db.fill(A::zero());
-        for row in dout.rows() {
-            self.db += &row;
-        }
-        dout
-    }
-}
-
 impl<A: NdFloat> Layer<A> for Affine<A> {
     fn kind(&self) -> &'static str {
         "Affine"
     }
 
+    /// `Y = X·W + b`
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        let (n, d) = self.flat_input(x.shape());
-        let shape = x.raw_dim();
-        let x = if x.is_standard_layout() {
-            x
-        } else {
-            x.as_standard_layout().into_owned()
-        }
-        .into_shape_with_order((n, d))
-        .expect("a standard-layout array reshapes to (N, D)");
+        let (x, shape) = flatten_batch("Affine", x, self.w.nrows()); // X (N, D)
+        let mut y = reuse(&mut self.spare_y, Ix2(x.nrows(), self.w.ncols()), A::zero());
+        y.assign(&self.b); // Y = b
+        matmul(x.view(), self.w.view(), y.view_mut(), true); // Y += X·W
         self.x = Some((x, shape));
-        self.output()
+        y.into_dyn()
     }
 
-    #[track_caller]
-    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
-        let (n, d) = self.flat_input(x.shape());
-        let Ok(flat) = x.view().into_shape_with_order((n, d)) else {
-            return self.forward(x.to_owned(), mode);
-        };
-        let mut kept = match self.x.take() {
-            Some((kept, _)) if kept.dim() == (n, d) => kept,
-            _ => Array2::zeros((n, d)),
-        };
-        kept.assign(&flat);
-        self.x = Some((kept, x.raw_dim()));
-        self.output()
-    }
-
+    /// `∂L/∂W = Xᵀ·∂L/∂Y;  ∂L/∂b = Σₙ ∂L/∂Y;  ∂L/∂X = ∂L/∂Y·Wᵀ`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        let dout = self.param_grads(dout);
-        let (mut x, shape) = self.x.take().expect("param_grads checked the cache");
-        // ∂L/∂X = ∂L/∂Y · Wᵀ, written over X, which ∂L/∂W no longer needs.
-        matmul(dout.view(), self.w.t(), x.view_mut(), false);
-        self.spare_output = Some(dout);
+        self.backward_params_only(dout); // ∂L/∂W, ∂L/∂b
+        let (mut x, shape) = self.x.take().expect("kept by backward_params_only");
+        let dy = self.spare_y.as_ref().expect("kept by backward_params_only");
+        // ∂L/∂X = ∂L/∂Y·Wᵀ, written over X, which ∂L/∂W no longer needs.
+        matmul(dy.view(), self.w.t(), x.view_mut(), false);
         x.into_shape_with_order(shape)
             .expect("dX has as many elements as X")
     }
 
+    /// `∂L/∂W = Xᵀ·∂L/∂Y;  ∂L/∂b = Σₙ ∂L/∂Y`, without `∂L/∂X`.
     #[track_caller]
     fn backward_params_only(&mut self, dout: ArrayD<A>) {
-        self.spare_output = Some(self.param_grads(dout));
+        let (x, _) = cached(&self.x, "Affine");
+        let dy = dout_matrix("Affine", dout, (x.nrows(), self.w.ncols()));
+        matmul(x.t(), dy.view(), self.dw.view_mut(), false); // ∂L/∂W = Xᵀ·∂L/∂Y
+        sum_rows_into(&mut self.db, &dy); // ∂L/∂b = Σₙ ∂L/∂Y
+        self.spare_y = Some(dy);
+    }
+
+    /// The data copied into the buffer of the last input (see [`crate::machinery`]).
+    #[track_caller]
+    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
+        let mut last = self
+            .x
+            .take()
+            .and_then(|(x, shape)| x.into_shape_with_order(shape).ok());
+        let mut copy = reuse(&mut last, x.raw_dim(), A::zero());
+        copy.assign(&x);
+        self.forward(copy, mode)
     }
 
     fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
@@ -246,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "does not flatten to (N, 3)")]
+    #[should_panic(expected = "Affine::forward: input of shape [4, 5] does not flatten to (N, 3)")]
     fn a_wrong_input_width_names_both_shapes() {
         let mut affine = Affine::<f64>::new(Array2::zeros((3, 2)), Array1::zeros(2));
         let _ = affine.forward(Array2::zeros((4, 5)).into_dyn(), Mode::Train);

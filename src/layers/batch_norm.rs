@@ -27,9 +27,11 @@
 //! assert!((y[[0, 0]] + 1.0).abs() < 1e-6 && (y[[1, 0]] - 1.0).abs() < 1e-6);
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, Ix2, IxDyn, NdFloat, Zip};
+use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, IxDyn, NdFloat, Zip};
 
-use super::{Buffer, Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
+use super::{
+    Buffer, Layer, Mode, Param, cached, check_dout_shape, flatten_batch, visit_two_params,
+};
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.
 const EPS: f64 = 1e-6;
@@ -79,92 +81,46 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         "BatchNorm"
     }
 
+    /// `x̂ = (x − μ) / √(σ² + ε);  y = γ ⊙ x̂ + β`, with the batch's `μ, σ²` in training
+    /// (the running ones updated) and the running ones in inference.
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
-        let shape = x.raw_dim();
-        let d = self.gamma.len();
-        let n = x.shape().first().copied().unwrap_or(0);
-        assert!(
-            x.ndim() >= 2 && n * d == x.len(),
-            "BatchNorm::forward: input of shape {:?} does not flatten to (N, {d})",
-            x.shape()
-        );
-        let mut x = x
-            .as_standard_layout()
-            .into_owned()
-            .into_shape_with_order((n, d))
-            .expect("a standard-layout array reshapes to (N, D)");
-        let eps = Self::constant(EPS);
+        let (mut x, shape) = flatten_batch("BatchNorm", x, self.gamma.len()); // (N, D)
         let (mean, var) = match mode {
-            Mode::Train => {
-                let inv_n = A::one() / A::from(n.max(1)).expect("a batch size fits the float type");
-                let mean = x.sum_axis(Axis(0)) * inv_n;
-                let mut var = Array1::zeros(d);
-                for row in x.rows() {
-                    Zip::from(&mut var)
-                        .and(&row)
-                        .and(&mean)
-                        .for_each(|s, &v, &mu| *s += (v - mu) * (v - mu));
-                }
-                var.mapv_inplace(|s| s * inv_n);
-                let m = Self::constant(MOMENTUM);
-                Zip::from(&mut self.running_mean)
-                    .and(&mean)
-                    .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
-                Zip::from(&mut self.running_var)
-                    .and(&var)
-                    .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
-                (mean, var)
-            }
+            Mode::Train => self.batch_statistics(&x),
             Mode::Eval => (self.running_mean.clone(), self.running_var.clone()),
         };
+        let eps = Self::constant(EPS);
         let inv_std = var.mapv(|v| A::one() / (v + eps).sqrt());
-        // x ← x̂ = (x − μ)/√(σ² + ε) in place, then y = γ x̂ + β into a new buffer.
-        for mut row in x.rows_mut() {
-            Zip::from(&mut row)
-                .and(&mean)
-                .and(&inv_std)
-                .for_each(|v, &mu, &s| *v = (*v - mu) * s);
-        }
+        for_each_row(&mut x, [&mean, &inv_std], |v, [mu, s]| *v = (*v - mu) * s); // x ← x̂
         let mut y = x.clone();
-        for mut row in y.rows_mut() {
-            Zip::from(&mut row)
-                .and(&self.gamma)
-                .and(&self.beta)
-                .for_each(|v, &g, &b| *v = g * *v + b);
-        }
+        for_each_row(&mut y, [&self.gamma, &self.beta], |v, [g, b]| {
+            *v = g * *v + b
+        });
         self.cache = (mode == Mode::Train).then(|| (x, inv_std, shape.clone()));
         y.into_shape_with_order(shape)
             .expect("y has as many elements as x")
     }
 
+    /// `∂L/∂β = Σₙ ∂L/∂y;  ∂L/∂γ = Σₙ x̂ ⊙ ∂L/∂y;  g = γ ⊙ ∂L/∂y;`
+    /// `∂L/∂x = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε)`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
         let (x_hat, inv_std, shape) = cached(&self.cache, "BatchNorm");
         check_dout_shape("BatchNorm", shape.slice(), dout.shape());
-        let n = x_hat.nrows();
-        let mut g = dout
-            .into_shape_with_order(x_hat.raw_dim())
-            .expect("dout has the shape of x")
-            .into_dimensionality::<Ix2>()
-            .expect("two axes");
+        let (mut g, _) = flatten_batch("BatchNorm", dout, x_hat.ncols());
         self.dbeta = g.sum_axis(Axis(0));
         self.dgamma = (&g * x_hat).sum_axis(Axis(0));
-        // g = γ ⊙ ∂L/∂y; then ∂L/∂x = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε).
-        for mut row in g.rows_mut() {
-            row *= &self.gamma;
-        }
-        let inv_n = A::one() / A::from(n).expect("a batch size fits the float type");
+        for_each_row(&mut g, [&self.gamma], |v, [gamma]| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
+        let inv_n = A::one() / A::from(x_hat.nrows()).expect("a batch size fits the float type");
         let mean_g = g.sum_axis(Axis(0)) * inv_n;
         let mean_g_xhat = (&g * x_hat).sum_axis(Axis(0)) * inv_n;
-        for (mut g_row, x_row) in g.rows_mut().into_iter().zip(x_hat.rows()) {
-            Zip::from(&mut g_row)
-                .and(&x_row)
-                .and(&mean_g)
-                .and(&mean_g_xhat)
-                .and(inv_std)
-                .for_each(|v, &xh, &mg, &mgx, &s| *v = (*v - mg - xh * mgx) * s);
-        }
+        Zip::from(&mut g)
+            .and(x_hat)
+            .and_broadcast(&mean_g)
+            .and_broadcast(&mean_g_xhat)
+            .and_broadcast(inv_std)
+            .for_each(|v, &xh, &mg, &mgx, &s| *v = (*v - mg - xh * mgx) * s);
         g.into_shape_with_order(shape.clone())
             .expect("dx has the shape of x")
     }
@@ -189,6 +145,47 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
                 value: self.running_var.view_mut().into_dyn(),
             },
         ]
+    }
+}
+
+impl<A: NdFloat> BatchNorm<A> {
+    /// `μ = 1/N Σₙ xₙ` and `σ² = 1/N Σₙ (xₙ − μ)²` of the batch, and
+    /// `running ← m·running + (1 − m)·batch` for both.
+    fn batch_statistics(&mut self, x: &Array2<A>) -> (Array1<A>, Array1<A>) {
+        let inv_n = A::one() / A::from(x.nrows().max(1)).expect("a batch size fits the float type");
+        let mean = x.sum_axis(Axis(0)) * inv_n;
+        let mut var = Array1::zeros(mean.len());
+        for row in x.rows() {
+            Zip::from(&mut var)
+                .and(&row)
+                .and(&mean)
+                .for_each(|s, &v, &mu| *s += (v - mu) * (v - mu));
+        }
+        var.mapv_inplace(|s| s * inv_n);
+        let m = Self::constant(MOMENTUM);
+        for (running, batch) in [
+            (&mut self.running_mean, &mean),
+            (&mut self.running_var, &var),
+        ] {
+            Zip::from(running)
+                .and(batch)
+                .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
+        }
+        (mean, var)
+    }
+}
+
+/// `f(value, [per-feature values])` for every value of every row of `x (N, D)`, with the
+/// per-feature vectors `(D,)` given.
+fn for_each_row<A: NdFloat, const K: usize>(
+    x: &mut Array2<A>,
+    features: [&Array1<A>; K],
+    f: impl Fn(&mut A, [A; K]),
+) {
+    for mut row in x.rows_mut() {
+        for (j, v) in row.iter_mut().enumerate() {
+            f(v, features.map(|feature| feature[j]));
+        }
     }
 }
 

@@ -13,12 +13,10 @@
 //!           ∂L/∂xₙ = col2im(∂L/∂Yₙᵀ · Wc)                   overlapping windows add up
 //! ```
 //!
-//! Working image by image gives the output directly in the `(N, FN, OH, OW)` layout, with no
-//! transposed copy, and lets the images of a batch go to different threads (im2col, product
-//! and col2im of one image stay on one core, in its cache). Each image's `col` is kept
-//! transposed, `colₙᵀ (C·FH·FW, OH·OW)` (see [`im2col_image`](super::im2col_image())), so that
-//! all three products take plain row-major operands. Caches the `colᵀ` and the input shape.
-//! The products run on [`crate::linalg::matmul`].
+//! Caches every image's `colₙᵀ` (kept transposed, `(C·FH·FW, OH·OW)`, see
+//! [`im2col_image`](super::im2col_image())) and the input shape. Working image by image gives
+//! the output directly in the `(N, FN, OH, OW)` layout; how that and the threads make it fast
+//! is in [`crate::machinery`].
 //!
 //! ```
 //! use backprop::layers::{Convolution, Layer, Mode};
@@ -30,13 +28,15 @@
 //! assert_eq!(y.into_raw_vec_and_offset().0, [12.0, 16.0, 24.0, 28.0]);
 //! ```
 
-use ndarray::{Array1, Array2, Array3, Array4, ArrayD, Axis, Ix4, NdFloat};
+use ndarray::{Array1, Array2, Array3, Array4, ArrayD, Axis, Ix3, Ix4, NdFloat};
 use rand::Rng;
-use rand_distr::{Distribution, StandardNormal};
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
 use super::{Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
-use crate::linalg::{matmul, parallel_each};
+use crate::functions::randn;
+use crate::machinery::linalg::matmul;
+use crate::machinery::parallel::{parallel_each, parallel_zip3, sum_in_fixed_groups, threads};
+use crate::machinery::scratch::reuse_for;
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
 #[derive(Debug, Clone)]
@@ -87,16 +87,29 @@ impl<A: NdFloat> Convolution<A> {
         std: f64,
         rng: &mut impl Rng,
     ) -> Self {
-        let w = Array4::from_shape_simple_fn(shape, || {
-            let z: f64 = StandardNormal.sample(rng);
-            A::from(std * z).expect("a normal sample fits the float type")
-        });
-        Self::new(w, Array1::zeros(shape.0), stride, pad)
+        Self::new(randn(shape, std, rng), Array1::zeros(shape.0), stride, pad)
     }
 
     /// The filters `W (FN, C, FH, FW)`.
     pub fn filters(&self) -> &Array4<A> {
         &self.w
+    }
+
+    /// `x` as a batch of images `(N, C, H, W)` in standard layout.
+    ///
+    /// # Panics
+    /// When it is not one, with `C` channels.
+    #[track_caller]
+    fn images(&self, x: ArrayD<A>) -> Array4<A> {
+        let (c, shape) = (self.w.len_of(Axis(1)), x.shape().to_vec());
+        match x.into_dimensionality::<Ix4>() {
+            Ok(x) if x.len_of(Axis(1)) == c && x.is_standard_layout() => x,
+            Ok(x) if x.len_of(Axis(1)) == c => x.as_standard_layout().into_owned(),
+            _ => panic!(
+                "Convolution::forward: input of shape {shape:?} is not (N, {c}, H, W) for W of shape {:?}",
+                self.w.shape()
+            ),
+        }
     }
 
     fn window(&self) -> Window {
@@ -123,74 +136,60 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         "Conv"
     }
 
+    /// `colₙᵀ = im2col(xₙ);  Yₙ = Wc·colₙᵀ + b`, image by image
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        let (fn_, c) = (self.w.len_of(Axis(0)), self.w.len_of(Axis(1)));
-        let shape = x.shape().to_vec();
-        let x = match x.into_dimensionality::<Ix4>() {
-            Ok(x) if x.len_of(Axis(1)) == c => x,
-            _ => panic!(
-                "Convolution::forward: input of shape {shape:?} is not (N, {c}, H, W) for W of shape {:?}",
-                self.w.shape()
-            ),
-        };
-        let (n, _, h, w) = x.dim();
-        let window = self.window();
+        let x = self.images(x); // (N, C, H, W)
+        let ((n, c, h, w), window, fn_) = (x.dim(), self.window(), self.w.len_of(Axis(0)));
         let (oh, ow) = window.output_size_or_panic("Convolution::forward", (h, w));
-        let p = oh * ow;
-        let x = x.as_standard_layout();
-        let k = c * window.height * window.width;
-        // The buffer of the last pass when the shapes are the same: the entries in the
-        // padding, never written, are still 0.
-        let mut col = match self.cache.take() {
-            Some((col, shape)) if shape == (n, c, h, w) => col,
-            _ => Array3::zeros((n, k, p)),
-        };
-        let mut y = Array3::zeros((n, fn_, p));
-        let (w_col, b) = (self.w_col(), &self.b);
-        let jobs: Vec<_> = col
-            .outer_iter_mut()
-            .zip(y.outer_iter_mut())
-            .zip(x.outer_iter())
-            .collect();
-        // Image by image: its colᵀ, then Yₙ = b + Wc · colₙᵀ, (FN, OH·OW).
-        parallel_each(jobs, |((mut col_t, mut y_n), image)| {
-            let image = image.to_slice().expect("standard layout");
-            let col_slice = col_t.as_slice_mut().expect("standard layout");
-            im2col_image(image, (c, h, w), window, col_slice);
-            for (mut row, &bias) in y_n.rows_mut().into_iter().zip(b) {
-                row.fill(bias);
-            }
-            matmul(w_col, col_t.view(), y_n, true);
-        });
-        self.cache = Some((col, (n, c, h, w)));
+        let rows = c * window.height * window.width;
+        let mut col = reuse_for(&mut self.cache, &x.dim(), Ix3(n, rows, oh * ow), A::zero());
+        let mut y = Array3::zeros((n, fn_, oh * ow));
+        let (w_col, b) = (self.w_col(), self.b.view().insert_axis(Axis(1)));
+        parallel_zip3(
+            x.outer_iter(),
+            col.outer_iter_mut(),
+            y.outer_iter_mut(),
+            |(x_n, mut col_t, mut y_n)| {
+                im2col_image(
+                    x_n.as_slice().expect("standard layout"),
+                    (c, h, w),
+                    window,
+                    col_t.as_slice_mut().expect("fresh"),
+                );
+                y_n.assign(&b); // Yₙ = b
+                matmul(w_col, col_t.view(), y_n, true); // Yₙ += Wc·colₙᵀ
+            },
+        );
+        self.cache = Some((col, x.dim()));
         y.into_shape_with_order((n, fn_, oh, ow))
-            .expect("(N, FN, OH·OW) splits into (N, FN, OH, OW)")
+            .expect("(N, FN, OH·OW) splits")
             .into_dyn()
     }
 
+    /// `∂L/∂b = Σ ∂L/∂Y;  ∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ;  ∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        let dout = self.param_grads(dout);
-        let (col, (n, c, h, w)) = cached(&self.cache, "Convolution");
-        let (c, h, w) = (*c, *h, *w);
-        let window = self.window();
-        let (n, p) = (*n, dout.len_of(Axis(2)));
-        let w_col = self.w_col();
-        let mut dx = Array4::zeros((n, c, h, w));
-        // One group of images per thread, sharing one ∂L/∂colᵀ buffer.
-        let group = n.div_ceil(crate::linalg::threads()).max(1);
+        let dy = self.param_grads(dout); // ∂L/∂b, ∂L/∂W
+        let (col, shape @ (n, c, h, w)) = cached(&self.cache, "Convolution");
+        let (window, w_col, rows) = (self.window(), self.w_col(), col.len_of(Axis(1)));
+        let mut dx = Array4::zeros(*shape);
+        // The images in one group per thread, each group with one ∂L/∂colᵀ buffer.
+        let group = n.div_ceil(threads()).max(1);
         let jobs: Vec<_> = dx
             .axis_chunks_iter_mut(Axis(0), group)
-            .zip(dout.axis_chunks_iter(Axis(0), group))
+            .zip(dy.axis_chunks_iter(Axis(0), group))
             .collect();
-        // ∂L/∂colₙᵀ = Wcᵀ · ∂L/∂Yₙ, folded back onto the image's pixels.
-        parallel_each(jobs, |(mut dx_group, dout_group)| {
-            let mut dcol_t = Array2::zeros((col.len_of(Axis(1)), p));
-            for (mut dx_n, dout_n) in dx_group.outer_iter_mut().zip(dout_group.outer_iter()) {
-                matmul(w_col.t(), dout_n, dcol_t.view_mut(), false);
-                let dx_n = dx_n.as_slice_mut().expect("an image of a fresh array");
-                col2im_image(dcol_t.as_slice().expect("fresh"), (c, h, w), window, dx_n);
+        parallel_each(jobs, |(mut dx_group, dy_group)| {
+            let mut dcol_t = Array2::zeros((rows, dy.len_of(Axis(2))));
+            for (mut dx_n, dy_n) in dx_group.outer_iter_mut().zip(dy_group.outer_iter()) {
+                matmul(w_col.t(), dy_n, dcol_t.view_mut(), false); // ∂L/∂colₙᵀ = Wcᵀ·∂L/∂Yₙ
+                col2im_image(
+                    dcol_t.as_slice().expect("fresh"),
+                    (*c, *h, *w),
+                    window,
+                    dx_n.as_slice_mut().expect("fresh"),
+                );
             }
         });
         dx.into_dyn()
@@ -216,51 +215,37 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
 const IMAGES_PER_PARTIAL: usize = 8;
 
 impl<A: NdFloat> Convolution<A> {
-    /// `∂L/∂W` and `∂L/∂b` into the gradient buffers; returns `∂L/∂Y` as `(N, FN, OH·OW)`.
+    /// `∂L/∂b = Σₙ Σ_pixels ∂L/∂Yₙ` and `∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ` into the gradient buffers;
+    /// returns `∂L/∂Y` as `(N, FN, OH·OW)`.
     #[track_caller]
     fn param_grads(&mut self, dout: ArrayD<A>) -> Array3<A> {
         let (col, (n, _, h, w)) = cached(&self.cache, "Convolution");
         let fn_ = self.w.len_of(Axis(0));
         let (oh, ow) = self.window().output_size_or_panic("Convolution", (*h, *w));
         check_dout_shape("Convolution", &[*n, fn_, oh, ow], dout.shape());
-        let p = oh * ow;
-        let dout = if dout.is_standard_layout() {
-            dout
-        } else {
-            dout.as_standard_layout().into_owned()
-        }
-        .into_shape_with_order((*n, fn_, p))
-        .expect("standard layout");
-        self.db = dout.sum_axis(Axis(2)).sum_axis(Axis(0));
-        // ∂L/∂Wc = Σₙ ∂L/∂Yₙ · colₙ, summed in fixed groups of images, then the groups in order.
+        let dy = match dout.is_standard_layout() {
+            true => dout,
+            false => dout.as_standard_layout().into_owned(),
+        };
+        let dy = dy
+            .into_shape_with_order((*n, fn_, oh * ow))
+            .expect("standard layout");
+        self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
         let k = col.len_of(Axis(1));
-        let mut partials: Vec<Array2<A>> = (0..n.div_ceil(IMAGES_PER_PARTIAL))
-            .map(|_| Array2::zeros((fn_, k)))
-            .collect();
-        let jobs: Vec<_> = partials
-            .iter_mut()
-            .zip(dout.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL))
-            .zip(col.axis_chunks_iter(Axis(0), IMAGES_PER_PARTIAL))
-            .collect();
-        parallel_each(jobs, |((partial, dout_group), col_group)| {
-            for (i, (dout_n, col_t)) in dout_group
-                .outer_iter()
-                .zip(col_group.outer_iter())
-                .enumerate()
-            {
-                matmul(dout_n, col_t.t(), partial.view_mut(), i > 0);
-            }
-        });
-        let mut dw_col = self
+        let dw_col = self
             .dw
             .view_mut()
             .into_shape_with_order((fn_, k))
             .expect("dW is in standard layout");
-        dw_col.fill(A::zero());
-        for partial in &partials {
-            dw_col += partial;
-        }
-        dout
+        sum_in_fixed_groups(dw_col, *n, IMAGES_PER_PARTIAL, |i, partial, accumulate| {
+            matmul(
+                dy.index_axis(Axis(0), i),
+                col.index_axis(Axis(0), i).t(),
+                partial,
+                accumulate,
+            );
+        });
+        dy
     }
 }
 

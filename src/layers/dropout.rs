@@ -25,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Layer, Mode, cached, check_dout_shape};
+use crate::machinery::scratch::reuse;
 
 /// Dropout with ratio `r`, the probability of dropping a unit.
 #[derive(Debug, Clone)]
@@ -66,13 +67,11 @@ impl<A: NdFloat> Layer<A> for Dropout {
         "Dropout"
     }
 
+    /// Train: `mask = [u > r]`, `y = x ⊙ mask`; eval: `y = x · (1 − r)`
     fn forward(&mut self, mut x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         match mode {
             Mode::Train => {
-                let mut mask = match self.mask.take() {
-                    Some(mask) if mask.shape() == x.shape() => mask,
-                    _ => ArrayD::from_elem(x.raw_dim(), false),
-                };
+                let mut mask = reuse(&mut self.mask, x.raw_dim(), false);
                 Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
                     *keep = self.rng.random::<f64>() > self.ratio;
                     if !*keep {
@@ -89,6 +88,7 @@ impl<A: NdFloat> Layer<A> for Dropout {
         x
     }
 
+    /// `∂L/∂x = ∂L/∂y ⊙ mask`
     #[track_caller]
     fn backward(&mut self, mut dout: ArrayD<A>) -> ArrayD<A> {
         let mask = cached(&self.mask, "Dropout");

@@ -23,7 +23,7 @@
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
 
-use crate::linalg::parallel_each;
+use crate::machinery::parallel::parallel_each;
 
 /// The shape `(N, C, H, W)` of a batch of images.
 pub type ImageShape = (usize, usize, usize, usize);

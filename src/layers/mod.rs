@@ -41,7 +41,9 @@ pub use relu::Relu;
 pub use sigmoid::Sigmoid;
 pub use softmax_with_loss::SoftmaxWithLoss;
 
-use ndarray::{Array, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, NdFloat};
+use ndarray::{
+    Array, Array1, Array2, ArrayD, ArrayViewD, ArrayViewMutD, Dimension, Ix2, IxDyn, NdFloat,
+};
 use rand_chacha::ChaCha8Rng;
 
 /// Whether a forward pass is for training or for inference (the book's `train_flg`).
@@ -101,6 +103,14 @@ pub struct Buffer<'a, A> {
 /// A layer of a net: `forward` computes its output, `backward` maps `∂L/∂out` to `∂L/∂in`
 /// and stores the gradients of its parameters.
 ///
+/// A layer implements four methods, the book's class in Rust: [`kind`](Self::kind),
+/// [`forward`](Self::forward), [`backward`](Self::backward) and, when it has parameters,
+/// [`visit_params`](Self::visit_params). The methods after them have defaults and are hooks a
+/// learner can skip: [`buffers_mut`](Self::buffers_mut) and [`rng_mut`](Self::rng_mut) for
+/// state saved in model files and checkpoints, [`forward_input`](Self::forward_input) and
+/// [`backward_params_only`](Self::backward_params_only) for speed (a net's first layer), and
+/// [`branches`](Self::branches) for gradient checks.
+///
 /// `Send + Sync` and cloneable (every `Clone` layer is, through [`CloneLayer`]) so that nets
 /// can move between threads and be copied for threads that evaluate side by side.
 pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
@@ -111,52 +121,55 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
     /// in place) or keep it for `backward` (Affine) without copying.
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A>;
 
-    /// The forward step of a net's first layer, whose input is data the caller keeps. The
-    /// default copies it and calls [`forward`](Self::forward); Affine copies it into the
-    /// buffer of its last input instead, so that a training step allocates nothing.
-    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
-        self.forward(x.to_owned(), mode)
-    }
-
     /// The backward step: `∂L/∂x` from `∂L/∂y`, storing parameter gradients.
     ///
     /// # Panics
     /// When called before `forward`, or with `dout` of another shape than the last output.
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A>;
 
-    /// The backward step when nothing needs `∂L/∂x`, as for the first layer of a net, whose
-    /// input is the data: stores the parameter gradients and may skip computing `∂L/∂x`
-    /// (Affine does, saving a third of its backward work).
-    fn backward_params_only(&mut self, dout: ArrayD<A>) {
-        let _ = self.backward(dout);
-    }
-
     /// Hands each parameter with its gradient to `visit`, always in the same order; nothing
     /// for layers without. Allocates nothing, so that a training step need not.
     fn visit_params<'a>(&'a mut self, _visit: &mut dyn FnMut(Param<'a, A>)) {}
 
-    /// Parameters with their gradients, in the order of [`visit_params`](Self::visit_params).
+    /// Parameters with their gradients, in the order of [`visit_params`](Self::visit_params)
+    /// (provided; not a hook).
     fn params_mut(&mut self) -> Vec<Param<'_, A>> {
         let mut params = Vec::new();
         self.visit_params(&mut |p| params.push(p));
         params
     }
 
-    /// Non-trainable state that inference needs (saved in model files); empty for most layers.
+    /// Hook (state): non-trainable tensors that inference needs, saved in model files, such
+    /// as batch norm's running mean; none by default.
     fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {
         Vec::new()
     }
 
-    /// The random number generator of a layer that draws in training mode (dropout's masks).
-    /// Saving and restoring it replays the same draws: checkpoints keep it, and gradient
-    /// checks reset it before every forward pass so that each sees the same mask.
+    /// Hook (state): the random number generator of a layer that draws in training mode
+    /// (dropout's masks). Saving and restoring it replays the same draws: checkpoints keep it,
+    /// and gradient checks reset it before every forward pass so that each sees the same mask.
     fn rng_mut(&mut self) -> Option<&mut ChaCha8Rng> {
         None
     }
 
-    /// For piecewise-linear layers (ReLU, later max-pooling), which branch each unit took in
-    /// the last forward pass, as one `bool` per unit. Gradient checks compare it before and
-    /// after a perturbation: a unit that switched branch makes the numerical gradient wrong.
+    /// Hook (speed): the forward step of a net's first layer, whose input is data the caller
+    /// keeps. By default a copy goes to [`forward`](Self::forward); Affine copies it into the
+    /// buffer of its last input instead, so that a training step allocates nothing.
+    fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
+        self.forward(x.to_owned(), mode)
+    }
+
+    /// Hook (speed): the backward step when nothing needs `∂L/∂x`, as for a net's first
+    /// layer, whose input is the data. By default [`backward`](Self::backward) with its result
+    /// dropped; Affine and Convolution skip computing `∂L/∂x`, a third of their work.
+    fn backward_params_only(&mut self, dout: ArrayD<A>) {
+        let _ = self.backward(dout);
+    }
+
+    /// Hook (gradient checks): for piecewise-linear layers (ReLU, max pooling), which branch
+    /// each unit took in the last forward pass, one `bool` per unit. Gradient checks compare
+    /// it before and after a perturbation: a unit that switched branch makes the numerical
+    /// gradient wrong.
     fn branches(&self) -> Option<ArrayD<bool>> {
         None
     }
@@ -196,4 +209,52 @@ pub(crate) fn check_dout_shape(layer: &str, expected: &[usize], dout: &[usize]) 
         expected, dout,
         "{layer}::backward: dout has shape {dout:?}, but the forward output had shape {expected:?}"
     );
+}
+
+/// `x (N, …)` as the matrix `(N, D)` of its examples, with its shape before: a view of the
+/// same buffer, copied only when `x` is not in standard layout.
+///
+/// # Panics
+/// Naming `layer` and the shape when `x` does not flatten to `(N, d)`.
+#[track_caller]
+pub(crate) fn flatten_batch<A: NdFloat>(layer: &str, x: ArrayD<A>, d: usize) -> (Array2<A>, IxDyn) {
+    let n = x.shape().first().copied().unwrap_or(0);
+    assert!(
+        x.ndim() >= 2 && n * d == x.len(),
+        "{layer}::forward: input of shape {:?} does not flatten to (N, {d})",
+        x.shape()
+    );
+    let shape = x.raw_dim();
+    let x = if x.is_standard_layout() {
+        x
+    } else {
+        x.as_standard_layout().into_owned()
+    };
+    let x = x
+        .into_shape_with_order((n, d))
+        .expect("a standard-layout array reshapes to (N, D)");
+    (x, shape)
+}
+
+/// `dout` as the matrix `(N, M)` the last forward pass gave.
+///
+/// # Panics
+/// Naming `layer` and both shapes when it has another shape.
+#[track_caller]
+pub(crate) fn dout_matrix<A: NdFloat>(
+    layer: &str,
+    dout: ArrayD<A>,
+    (n, m): (usize, usize),
+) -> Array2<A> {
+    check_dout_shape(layer, &[n, m], dout.shape());
+    dout.into_dimensionality::<Ix2>()
+        .expect("shape checked above")
+}
+
+/// `sums ← Σₙ rows[n, :]`, the rows added in order.
+pub(crate) fn sum_rows_into<A: NdFloat>(sums: &mut Array1<A>, rows: &Array2<A>) {
+    sums.fill(A::zero());
+    for row in rows.rows() {
+        *sums += &row;
+    }
 }

@@ -15,7 +15,8 @@
 //! send no gradient. Overlapping windows (stride < size) add up at a shared maximum.
 //!
 //! The positions of the maxima are what [`Layer::branches`] reports to gradient checks: a
-//! perturbation that changes a window's maximum crosses a kink.
+//! perturbation that changes a window's maximum crosses a kink. The window scans are in
+//! [`crate::machinery::pool_kernels`].
 //!
 //! ```
 //! use backprop::layers::{Layer, Mode, Pooling};
@@ -26,22 +27,19 @@
 //! assert_eq!(y.into_raw_vec_and_offset().0, [5.0, 8.0]);
 //! ```
 
-use ndarray::{ArrayD, Axis, Ix4, NdFloat};
+use ndarray::{ArrayD, Ix4, NdFloat};
 
 use super::im2col::{ImageShape, Window};
 use super::{Layer, Mode, cached, check_dout_shape};
-use crate::linalg::parallel_each;
-
-/// Where a window's maximum was: the pixel's index within its channel plane (`y·W + x`).
-const IN_PADDING: u32 = u32::MAX;
+use crate::machinery::pool_kernels::{IN_PADDING, max_pool, route_to_maxima};
 
 /// Max pooling over `PH × PW` windows.
 #[derive(Debug, Clone)]
 pub struct Pooling {
     window: Window,
-    /// For every output `(N, C, OH, OW)`, the plane index of its maximum ([`IN_PADDING`] when
-    /// it was padding), and the input shape.
-    cache: Option<(Vec<u32>, ImageShape)>,
+    /// For every output `(N, C, OH, OW)`, where in its channel plane its maximum was, and the
+    /// input shape.
+    argmax: Option<(Vec<u32>, ImageShape)>,
 }
 
 impl Pooling {
@@ -62,86 +60,7 @@ impl Pooling {
                 stride,
                 pad,
             },
-            cache: None,
-        }
-    }
-
-    /// The maxima of one channel plane `x (H, W)` into `y (OH·OW)`, with their positions.
-    fn pool_plane<A: NdFloat>(&self, x: &[A], (h, w): (usize, usize), y: &mut [A], at: &mut [u32]) {
-        let Window {
-            height: fh,
-            width: fw,
-            stride,
-            pad,
-        } = self.window;
-        let (oh, ow) = self.window.output_size_or_panic("Pooling", (h, w));
-        // The first maximum; a NaN wins and stays, so that it propagates. Written without
-        // short-circuits so that it compiles to selects, not to branches mispredicted on
-        // half the pixels.
-        let better = |v: A, best: A| (v > best) | (v.is_nan() & !best.is_nan());
-        if (fh, fw, stride, pad) == (2, 2, 2, 0) {
-            // The book's 2×2 pooling: the two image rows of each output row side by side.
-            for oy in 0..oh {
-                let top = 2 * oy * w;
-                let (r0, r1) = (&x[top..top + w], &x[top + w..top + 2 * w]);
-                for (ox, (a, b)) in r0
-                    .chunks_exact(2)
-                    .zip(r1.chunks_exact(2))
-                    .take(ow)
-                    .enumerate()
-                {
-                    let start = top + 2 * ox;
-                    let (mut best, mut best_at) = (a[0], start);
-                    for (v, i) in [(a[1], start + 1), (b[0], start + w), (b[1], start + w + 1)] {
-                        let take = better(v, best);
-                        best = if take { v } else { best };
-                        best_at = if take { i } else { best_at };
-                    }
-                    y[oy * ow + ox] = best;
-                    at[oy * ow + ox] = best_at as u32;
-                }
-            }
-            return;
-        }
-        if pad == 0 {
-            // Every window inside the image: start from its first pixel.
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let start = oy * stride * w + ox * stride;
-                    let (mut best, mut best_at) = (x[start], start);
-                    for row in (start..).step_by(w).take(fh) {
-                        for (i, &v) in x[row..row + fw].iter().enumerate() {
-                            let take = better(v, best);
-                            best = if take { v } else { best };
-                            best_at = if take { row + i } else { best_at };
-                        }
-                    }
-                    y[oy * ow + ox] = best;
-                    at[oy * ow + ox] = best_at as u32;
-                }
-            }
-            return;
-        }
-        let full = fh * fw;
-        for oy in 0..oh {
-            let (ky, y0) = self.window.inside(oy, fh, h);
-            for ox in 0..ow {
-                let (kx, x0) = self.window.inside(ox, fw, w);
-                // A window reaching into the padding has 0 among its values; one that does
-                // not starts from its first pixel.
-                let (mut best, mut best_at) = (A::zero(), IN_PADDING);
-                let mut first = ky.len() * kx.len() == full;
-                for row in y0..y0 + ky.len() {
-                    for col in x0..x0 + kx.len() {
-                        let v = x[row * w + col];
-                        if first || better(v, best) {
-                            (best, best_at, first) = (v, (row * w + col) as u32, false);
-                        }
-                    }
-                }
-                y[oy * ow + ox] = best;
-                at[oy * ow + ox] = best_at;
-            }
+            argmax: None,
         }
     }
 }
@@ -151,60 +70,35 @@ impl<A: NdFloat> Layer<A> for Pooling {
         "Pool"
     }
 
+    /// `y = max over each window`, remembering where each maximum was.
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
         let shape = x.shape().to_vec();
         let x = x.into_dimensionality::<Ix4>().unwrap_or_else(|_| {
             panic!("Pooling::forward: input of shape {shape:?} is not (N, C, H, W)")
         });
-        let (n, c, h, w) = x.dim();
-        let (oh, ow) = self.window.output_size_or_panic("Pooling::forward", (h, w));
-        let x = x.as_standard_layout();
-        let mut y = ndarray::Array3::<A>::zeros((n * c, oh, ow));
-        let mut at = vec![0u32; n * c * oh * ow];
-        let planes = x.to_shape((n * c, h * w)).expect("standard layout");
-        let jobs: Vec<_> = y
-            .outer_iter_mut()
-            .zip(at.chunks_mut(oh * ow))
-            .zip(planes.axis_iter(Axis(0)))
-            .collect();
-        parallel_each(jobs, |((mut y, at), plane)| {
-            let plane = plane.to_slice().expect("standard layout");
-            self.pool_plane(plane, (h, w), y.as_slice_mut().expect("fresh"), at);
-        });
-        self.cache = Some((at, (n, c, h, w)));
+        let (y, argmax) = max_pool(x.view(), self.window);
+        let (n, c, oh, ow) = (x.dim().0, x.dim().1, y.dim().1, y.dim().2);
+        self.argmax = Some((argmax, x.dim()));
         y.into_shape_with_order(vec![n, c, oh, ow])
             .expect("planes back into images")
     }
 
+    /// `∂L/∂x`: each window's `∂L/∂y` goes to where its maximum was.
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        let (at, (n, c, h, w)) = cached(&self.cache, "Pooling");
+        let (argmax, shape @ (n, c, h, w)) = cached(&self.argmax, "Pooling");
         let (oh, ow) = self.window.output_size_or_panic("Pooling", (*h, *w));
         check_dout_shape("Pooling", &[*n, *c, oh, ow], dout.shape());
         let dout = dout.as_standard_layout();
-        let dout = dout.as_slice().expect("standard layout");
-        let mut dx = vec![A::zero(); n * c * h * w];
-        // Each window's gradient goes to where its maximum was (adding up where windows share it).
-        for ((plane, at), g) in dx
-            .chunks_mut(h * w)
-            .zip(at.chunks(oh * ow))
-            .zip(dout.chunks(oh * ow))
-        {
-            for (&i, &g) in at.iter().zip(g) {
-                if i != IN_PADDING {
-                    plane[i as usize] += g;
-                }
-            }
-        }
-        ArrayD::from_shape_vec(vec![*n, *c, *h, *w], dx).expect("one gradient per pixel")
+        route_to_maxima(dout.as_slice().expect("standard layout"), argmax, *shape)
     }
 
     fn branches(&self) -> Option<ArrayD<bool>> {
-        let (at, (n, c, h, w)) = self.cache.as_ref()?;
+        let (argmax, (n, c, h, w)) = self.argmax.as_ref()?;
         let mut chosen = ArrayD::from_elem(vec![n * c, h * w], false);
         let (oh, ow) = self.window.output_size((*h, *w))?;
-        for (p, at) in at.chunks(oh * ow).enumerate() {
+        for (p, at) in argmax.chunks(oh * ow).enumerate() {
             for &i in at.iter().filter(|&&i| i != IN_PADDING) {
                 chosen[[p, i as usize]] = true;
             }

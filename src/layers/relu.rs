@@ -1,7 +1,7 @@
 //! ReLU (§5.5.1): `y = max(0, x)`; backward `∂L/∂x = ∂L/∂y · [x > 0]`.
 //!
-//! Any shape. Caches the mask `[x > 0]` (one `bool` per unit) and reuses the input and
-//! `dout` buffers, so neither pass allocates a float array.
+//! Any shape. Caches the mask `[x > 0]`, one `bool` per unit; works in place on the arrays
+//! it is given.
 //!
 //! ```
 //! use backprop::layers::{Layer, Mode, Relu};
@@ -16,6 +16,7 @@
 use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
+use crate::machinery::scratch::reuse;
 
 /// Rectified linear unit.
 #[derive(Debug, Clone, Default)]
@@ -36,15 +37,12 @@ impl<A: NdFloat> Layer<A> for Relu {
         "Relu"
     }
 
+    /// `y = max(0, x)`, remembering `[x > 0]`
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        let mut active = match self.active.take() {
-            Some(mask) if mask.shape() == x.shape() => mask,
-            _ => ArrayD::from_elem(x.raw_dim(), false),
-        };
+        let mut active = reuse(&mut self.active, x.raw_dim(), false);
         Zip::from(&mut x).and(&mut active).for_each(|v, on| {
             // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through
-            // instead of being silently zeroed. Selects, not branches: the sign of a unit
-            // is a coin flip the branch predictor cannot learn.
+            // instead of being silently zeroed.
             *on = (*v > A::zero()) | v.is_nan();
             *v = if *on { *v } else { A::zero() };
         });
@@ -52,6 +50,7 @@ impl<A: NdFloat> Layer<A> for Relu {
         x
     }
 
+    /// `∂L/∂x = ∂L/∂y · [x > 0]`
     #[track_caller]
     fn backward(&mut self, mut dout: ArrayD<A>) -> ArrayD<A> {
         let active = cached(&self.active, "Relu");

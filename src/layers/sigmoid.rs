@@ -1,7 +1,6 @@
 //! Sigmoid (§5.5.2): `y = σ(x) = 1 / (1 + e⁻ˣ)`; backward `∂L/∂x = ∂L/∂y · y(1 − y)`.
 //!
-//! Any shape. Caches the output `y`, from which the derivative follows without `exp`, in a
-//! buffer kept from pass to pass.
+//! Any shape. Caches the output `y`, from which the derivative follows without `exp`.
 //!
 //! ```
 //! use backprop::layers::{Layer, Mode, Sigmoid};
@@ -17,6 +16,7 @@ use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
 use crate::functions::sigmoid;
+use crate::machinery::scratch::keep_copy;
 
 /// The logistic sigmoid activation.
 #[derive(Debug, Clone)]
@@ -43,15 +43,14 @@ impl<A: NdFloat> Layer<A> for Sigmoid<A> {
         "Sigmoid"
     }
 
+    /// `y = 1 / (1 + e⁻ˣ)`, remembering `y`
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
         x.mapv_inplace(sigmoid);
-        match &mut self.out {
-            Some(out) if out.shape() == x.shape() => out.assign(&x),
-            _ => self.out = Some(x.clone()),
-        }
+        keep_copy(&mut self.out, &x);
         x
     }
 
+    /// `∂L/∂x = ∂L/∂y · y(1 − y)`
     #[track_caller]
     fn backward(&mut self, mut dout: ArrayD<A>) -> ArrayD<A> {
         let y = cached(&self.out, "Sigmoid");

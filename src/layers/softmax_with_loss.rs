@@ -7,8 +7,7 @@
 //! ```
 //!
 //! Targets `t` are one-hot rows or class indices ([`Targets`]); with indices, `y − t` subtracts
-//! 1 at each example's class. Caches `y` and `t`; `∂L/∂x` is computed in one pass into the
-//! buffer of the `y` before, so that from the second training step on nothing is allocated.
+//! 1 at each example's class. Caches `y` and `t`.
 //!
 //! ```
 //! use backprop::{functions::Targets, layers::SoftmaxWithLoss};
@@ -25,6 +24,7 @@ use ndarray::{Array2, NdFloat, Zip};
 
 use super::cached;
 use crate::functions::{Targets, cross_entropy_error, softmax_in_place};
+use crate::machinery::scratch::reuse;
 
 /// Softmax followed by the cross-entropy error.
 #[derive(Debug, Clone)]
@@ -82,10 +82,7 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     pub fn backward(&mut self, dout: A) -> Array2<A> {
         let (y, t) = cached(&self.cache, "SoftmaxWithLoss");
         let scale = dout / A::from(y.nrows().max(1)).expect("batch size fits the float type");
-        let mut dx = match self.spare.take() {
-            Some(dx) if dx.dim() == y.dim() => dx,
-            _ => Array2::zeros(y.raw_dim()),
-        };
+        let mut dx = reuse(&mut self.spare, y.raw_dim(), A::zero());
         match t {
             Targets::Indices(t) => {
                 for ((mut dx, y), &k) in dx.rows_mut().into_iter().zip(y.rows()).zip(t) {

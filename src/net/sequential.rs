@@ -5,9 +5,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, ArrayViewMutD, Ix2, NdFloat, Zip};
 use rand_chacha::ChaCha8Rng;
 
 use crate::functions::{Targets, argmax};
-use crate::gradient::{
-    Comparison, GradCheck, KinkCrossing, central_differences, set_element, shift_element,
-};
+use crate::gradient::GradCheck;
 use crate::layers::{Layer, Mode, Param, SoftmaxWithLoss};
 
 /// A parameter with its net-wide name (`W1`, `b1`, …) and its gradient.
@@ -329,106 +327,31 @@ impl<A: NdFloat> Sequential<A> {
     }
 
     /// `(name, ∂L/∂param)` by central differences of [`loss`](Self::loss) (the book's
-    /// `numerical_gradient`): slow, two forward passes per parameter element.
+    /// `numerical_gradient`): slow, two forward passes per parameter element. See
+    /// [`gradient::net_numerical_gradient`](crate::gradient::net_numerical_gradient).
     pub fn numerical_gradient(
         &mut self,
         x: ArrayViewD<'_, A>,
         t: &Targets<A>,
     ) -> Vec<(String, ArrayD<A>)> {
-        self.numerical_gradient_watching(x, t).0
+        crate::gradient::net_numerical_gradient(self, x, t)
     }
 
     /// Compares [`gradient`](Self::gradient) with
-    /// [`numerical_gradient`](Self::numerical_gradient) for every parameter (§5.7.3), and
-    /// reports the units of piecewise-linear layers (ReLU) that a perturbation of `±h` pushed
-    /// across their kink, which is what makes a difference larger than rounding noise.
+    /// [`numerical_gradient`](Self::numerical_gradient) for every parameter (§5.7.3). See
+    /// [`gradient::check_net`](crate::gradient::check_net).
     pub fn gradient_check(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> GradCheck {
-        let rngs = self.rngs();
-        let (numeric, kinks) = self.numerical_gradient_watching(x.view(), t);
-        self.set_rngs(&rngs);
-        self.gradient(x, t);
-        let entries = self
-            .grads()
-            .into_iter()
-            .zip(&numeric)
-            .map(|((name, analytic), (_, n))| (name, Comparison::of(analytic.view(), n.view())))
-            .collect();
-        GradCheck { entries, kinks }
+        crate::gradient::check_net(self, x, t)
     }
 
-    /// Numerical gradients plus, per layer with branches, the units that switched branch.
-    /// Random layers (dropout) are reset to their state at the start before every forward
-    /// pass, so every pass uses the same masks.
-    fn numerical_gradient_watching(
-        &mut self,
-        x: ArrayViewD<'_, A>,
-        t: &Targets<A>,
-    ) -> (Vec<(String, ArrayD<A>)>, Vec<KinkCrossing>) {
-        let rngs = self.rngs();
-        self.loss(x.view(), t, Mode::Train);
-        let baseline: Vec<Option<ArrayD<bool>>> = self
-            .layers
-            .iter()
-            .map(|entry| entry.layer.branches())
-            .collect();
-        let mut switched: Vec<Option<ArrayD<bool>>> = baseline
-            .iter()
-            .map(|b| b.as_ref().map(|b| b.mapv(|_| false)))
-            .collect();
-
-        let shapes: Vec<(String, ndarray::IxDyn)> = self
-            .params_mut()
-            .into_iter()
-            .map(|p| (p.name.to_string(), p.param.value.raw_dim()))
-            .collect();
-        let mut grads = Vec::with_capacity(shapes.len());
-        for (k, (name, shape)) in shapes.into_iter().enumerate() {
-            let grad = central_differences(shape, |i, offset| {
-                let old = shift_element(self.params_mut().swap_remove(k).param.value, i, offset);
-                self.set_rngs(&rngs);
-                let loss = self.loss(x.view(), t, Mode::Train);
-                set_element(self.params_mut().swap_remove(k).param.value, i, old);
-                self.mark_switched(&baseline, &mut switched);
-                loss
-            });
-            grads.push((name, grad));
-        }
-
-        let names: Vec<String> = grads.iter().map(|(name, _)| name.clone()).collect();
-        let mut kinks = Vec::new();
-        let mut params_so_far = 0;
-        for (entry, switched) in self.layers.iter().zip(&switched) {
-            let units = switched
-                .as_ref()
-                .map_or(0, |s| s.iter().filter(|&&b| b).count());
-            if units > 0 {
-                kinks.push(KinkCrossing {
-                    layer: entry.name.clone(),
-                    units,
-                    of: switched.as_ref().map_or(0, |s| s.len()),
-                    upstream: names[..params_so_far].to_vec(),
-                });
-            }
-            params_so_far += entry.param_names.len();
-        }
-        (grads, kinks)
-    }
-
-    /// Ors into `switched` the units whose branch differs from `baseline` after the last forward.
-    fn mark_switched(
-        &self,
-        baseline: &[Option<ArrayD<bool>>],
-        switched: &mut [Option<ArrayD<bool>>],
-    ) {
-        for ((entry, base), switched) in self.layers.iter().zip(baseline).zip(switched) {
-            if let (Some(now), Some(base), Some(switched)) =
-                (entry.layer.branches(), base, switched.as_mut())
-            {
-                ndarray::Zip::from(switched)
-                    .and(&now)
-                    .and(base)
-                    .for_each(|s, &n, &b| *s |= n != b);
-            }
-        }
+    /// Each layer's name, the layer, and how many parameters it has, in forward order.
+    pub fn layers(&self) -> impl Iterator<Item = (&str, &dyn Layer<A>, usize)> {
+        self.layers.iter().map(|entry| {
+            (
+                entry.name.as_str(),
+                entry.layer.as_ref(),
+                entry.param_names.len(),
+            )
+        })
     }
 }

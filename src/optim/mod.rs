@@ -117,7 +117,7 @@ const PARALLEL_MIN_LEN: usize = 1 << 16;
 /// Whether a parameter of `len` elements is updated on all threads (rayon's, through
 /// `Zip::par_for_each`). Each element is updated on its own, so the bits are the same either way.
 fn on_all_threads(len: usize) -> bool {
-    crate::linalg::threads() > 1 && len >= PARALLEL_MIN_LEN
+    crate::machinery::parallel::threads() > 1 && len >= PARALLEL_MIN_LEN
 }
 
 /// A hyper-parameter in the float type.
@@ -255,7 +255,7 @@ mod tests {
         let g = crate::gradient::standard_normal::<f32>(&[300, 300], 2);
         for kind in OptimizerKind::ALL {
             let run = |threads: usize| {
-                crate::linalg::set_threads(threads);
+                crate::machinery::parallel::set_threads(threads);
                 let mut optimizer = OptimizerSpec::new(kind).build::<f32>();
                 let mut w = crate::gradient::standard_normal::<f32>(&[300, 300], 1);
                 let mut g = g.clone();

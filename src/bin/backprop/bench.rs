@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use backprop::bench::Workload;
+use super::workloads::Workload;
 use backprop::data::Known;
 
 /// Flags of `backprop bench`.
@@ -31,7 +31,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
-        backprop::linalg::set_threads(threads);
+        backprop::machinery::parallel::set_threads(threads);
     }
     let started = Instant::now();
     let known = args
@@ -40,7 +40,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let data = backprop::data::load(known, args.data_dir.as_deref())?;
     let load_s = started.elapsed().as_secs_f64();
     for rep in 0..args.reps as u64 {
-        let r = backprop::bench::run(args.workload, &data, rep, load_s)?;
+        let r = super::workloads::run(args.workload, &data, rep, load_s)?;
         if args.json {
             println!("{}", super::json(&r));
         } else {

@@ -137,7 +137,7 @@ struct RaceArgs {
 pub fn run(args: &Args) -> super::Outcome {
     let common = &args.common;
     if let Some(threads) = common.threads {
-        backprop::linalg::set_threads(threads);
+        backprop::machinery::parallel::set_threads(threads);
     }
     match &args.which {
         Which::OptimizerCompare { optimizers, race } => loss_comparison(
@@ -330,7 +330,7 @@ pub fn run(args: &Args) -> super::Outcome {
                 ));
                 bar
             };
-            let threads = backprop::linalg::threads();
+            let threads = backprop::machinery::parallel::threads();
             bar.set_message(format!("{threads} at a time"));
             let ranked = experiments::random_search(&data, &config, &|_| bar.inc(1))?;
             bar.finish_and_clear();
@@ -407,7 +407,7 @@ fn load(common: &Common) -> Result<Dataset, backprop::Error> {
 fn say_parallel(runs: usize, what: &str) {
     eprintln!(
         "training {runs} {what}, {} at a time…",
-        backprop::linalg::threads().min(runs)
+        backprop::machinery::parallel::threads().min(runs)
     );
 }
 

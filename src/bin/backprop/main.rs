@@ -4,6 +4,7 @@
 
 mod apple;
 mod bench;
+mod workloads;
 mod convert;
 mod data;
 mod eval;
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
         Command::Misclassified(args) => visualize::misclassified(&args),
         Command::Bench(args) => bench::run(&args),
     };
-    let result = backprop::linalg::on_thread_pool(run);
+    let result = backprop::machinery::parallel::on_thread_pool(run);
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -154,7 +154,7 @@ const CHECKPOINT: &str = "checkpoint.safetensors";
 
 pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
-        backprop::linalg::set_threads(threads);
+        backprop::machinery::parallel::set_threads(threads);
     }
     let (mut settings, out, data, start) = match &args.resume {
         Some(dir) => resume_input(dir)?,

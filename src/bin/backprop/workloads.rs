@@ -25,11 +25,11 @@
 use std::str::FromStr;
 use std::time::Instant;
 
-use crate::data::{Dataset, Sampling};
-use crate::error::{Error, Result};
-use crate::net::{Architecture, Init, MultiLayerNet, SimpleConvNet};
-use crate::optim::{OptimizerKind, OptimizerSpec};
-use crate::train::{Event, TrainConfig, Trainer};
+use backprop::data::{Dataset, Sampling};
+use backprop::{Error, Result};
+use backprop::net::{Architecture, Init, MultiLayerNet, SimpleConvNet};
+use backprop::optim::{OptimizerKind, OptimizerSpec};
+use backprop::train::{Event, TrainConfig, Trainer};
 
 /// A benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,7 +178,7 @@ pub fn run(workload: Workload, data: &Dataset, rep: u64, load_s: f64) -> Result<
         workload: workload.name(),
         rep,
         load_s,
-        threads: crate::linalg::threads(),
+        threads: backprop::machinery::parallel::threads(),
         wall_s,
         iters,
         ms_per_iter: 1e3 * wall_s / iters as f64,

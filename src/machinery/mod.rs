@@ -1,0 +1,64 @@
+//! How it is fast: the machinery below the layers, which a learner can skip.
+//!
+//! The layers in [`crate::layers`] say the book's formulas; what makes them fast lives here
+//! and is called by name from them, so that a layer file reads like the book.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`linalg`] | [`linalg::matmul`]: every product (`Y = X·W`, `∂L/∂W = Xᵀ·∂L/∂Y`, …) on faer's GEMM, transposes as strided views |
+//! | [`parallel`] | the threads the kernels use, rayon's pool, and work on disjoint parts of arrays split among them |
+//! | [`scratch`] | buffers kept from pass to pass, so that a training step allocates nothing after its first |
+//! | [`pool_kernels`] | max pooling's window scans, written with selects and a fast path for the book's 2×2 windows |
+//!
+//! ## Products
+//!
+//! faer's GEMM was the fastest option measured on this project's shapes (63 GFLOP/s
+//! single-threaded on 100×784·784×50 against 37 for ndarray's matrixmultiply, on the
+//! Skylake-SP machine of BENCHMARKS.md's GEMM ceilings). Products of 16 M multiply-adds and
+//! more run on faer's parallel GEMM over rayon's pool, on which the CLI runs its commands
+//! ([`parallel::on_thread_pool`]); faer splits the output, never a sum, so the same seed gives
+//! the same bits at any `--threads`. After each product the AVX registers' upper halves are
+//! cleared, or every SSE instruction after it would stall (softmax after a product ran up to
+//! 25× slower).
+//!
+//! ## Buffers
+//!
+//! From the second training step on, a dense net's step allocates nothing
+//! (`tests/allocations.rs`): Affine writes `∂L/∂X` over its cached `X` (no longer needed once
+//! `∂L/∂W` is known) and takes the buffer of the `∂L/∂Y` it received for its next `Y`; ReLU,
+//! Dropout and Sigmoid mask or scale the array they are given in place and keep their masks
+//! ([`scratch::reuse`]); Softmax-with-Loss writes `∂L/∂x` into the buffer of the `y` before.
+//! A net's first layer gets the data as a view ([`crate::layers::Layer::forward_input`]),
+//! which Affine copies into the buffer of its last input, and is asked for its parameter
+//! gradients only ([`crate::layers::Layer::backward_params_only`]): the data needs no
+//! `∂L/∂x`, a third of the first layer's backward work saved.
+//!
+//! ## Images
+//!
+//! Convolutions run image by image (im2col, product and col2im of one image stay on one core,
+//! in its cache) on transposed im2col buffers `colₙᵀ (C·FH·FW, OH·OW)` kept from pass to
+//! pass, so that all three products take plain row-major operands and the output comes out in
+//! the `(N, FN, OH, OW)` layout with no transposed copy. The images of a batch are shared among
+//! the cores ([`parallel::parallel_each`]); `∂L/∂W` is summed in fixed groups of 8 images, then
+//! the groups in order, so the bits do not depend on the thread count either. Max pooling
+//! reads its windows straight from `x` instead of building im2col rows of `PH·PW` values
+//! ([`pool_kernels`]).
+//!
+//! ## Branches
+//!
+//! ReLU and max pooling are written with selects rather than branches: the sign of a unit is
+//! a coin flip the branch predictor cannot learn.
+//!
+//! ## Data and evaluation
+//!
+//! Images stay `u8` until a batch is gathered, the next batch's images prefetched while the
+//! current one is computed; evaluation runs in blocks of
+//! [`Sequential::eval_rows`](crate::net::Sequential::eval_rows) rows shared among the cores
+//! (a copy of the net for each thread besides the caller's), so the book's run peaks near
+//! 70 MB. `backprop bench` and `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle
+//! measured in the same run.
+
+pub mod linalg;
+pub mod parallel;
+pub mod pool_kernels;
+pub mod scratch;

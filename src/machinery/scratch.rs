@@ -1,0 +1,65 @@
+//! Buffers kept from one pass to the next, so that a training step allocates nothing after
+//! its first: a layer hands back the array it no longer needs, and takes it again next pass.
+
+use ndarray::{Array, Dimension};
+
+/// The array in `spare` when it has shape `dim` (its old values still in it), else a new one
+/// filled with `blank`. Leaves `spare` empty.
+pub fn reuse<T: Clone, D: Dimension>(
+    spare: &mut Option<Array<T, D>>,
+    dim: D,
+    blank: T,
+) -> Array<T, D> {
+    match spare.take() {
+        Some(array) if array.raw_dim() == dim => array,
+        _ => Array::from_elem(dim, blank),
+    }
+}
+
+/// [`reuse`] for a buffer that is only right for the input it was made for (`key`), such as
+/// im2col rows whose padding entries, never written, must stay 0.
+pub fn reuse_for<T: Clone, D: Dimension, K: PartialEq>(
+    spare: &mut Option<(Array<T, D>, K)>,
+    key: &K,
+    dim: D,
+    blank: T,
+) -> Array<T, D> {
+    let mut same = spare
+        .take()
+        .and_then(|(array, k)| (k == *key).then_some(array));
+    reuse(&mut same, dim, blank)
+}
+
+/// Copies `x` into the buffer in `kept` (or a new one), as a cache of `x` that allocates
+/// nothing from the second pass on.
+pub fn keep_copy<T: Clone, D: Dimension>(kept: &mut Option<Array<T, D>>, x: &Array<T, D>) {
+    match kept {
+        Some(copy) if copy.shape() == x.shape() => copy.assign(x),
+        _ => *kept = Some(x.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, Dim, array};
+
+    #[test]
+    fn a_buffer_of_the_same_shape_is_reused_and_another_is_not() {
+        let mut spare = Some(array![[1.0, 2.0]]);
+        let again = reuse(&mut spare, Dim([1, 2]), 0.0);
+        assert_eq!(again, array![[1.0, 2.0]], "the same buffer, values kept");
+        assert!(spare.is_none());
+        let mut spare = Some(again);
+        assert_eq!(
+            reuse(&mut spare, Dim([2, 1]), 0.0),
+            Array2::<f64>::zeros((2, 1))
+        );
+        let mut keyed = Some((array![[5.0]], 7));
+        assert_eq!(reuse_for(&mut keyed, &8, Dim([1, 1]), 0.0), array![[0.0]]);
+        let mut kept = None;
+        keep_copy(&mut kept, &array![3.0]);
+        keep_copy(&mut kept, &array![4.0]);
+        assert_eq!(kept, Some(array![4.0]));
+    }
+}
