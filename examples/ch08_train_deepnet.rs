@@ -10,9 +10,8 @@
 
 use backprop::data::Sampling;
 use backprop::io::pickle;
-use backprop::net::{Architecture, DeepConvNet};
-use backprop::optim::{OptimizerKind, OptimizerSpec};
-use backprop::train::{Event, TrainConfig, Trainer, evaluate};
+use backprop::net::{Architecture, DeepConvNet, ModelKind};
+use backprop::train::{Event, Recipe, TrainConfig, Trainer, evaluate};
 
 fn main() -> Result<(), backprop::Error> {
     let mnist = backprop::data::load(None, None)?;
@@ -25,7 +24,8 @@ fn main() -> Result<(), backprop::Error> {
         sampling: Sampling::WithReplacement,
         seed: 0,
     };
-    let adam = OptimizerSpec::new(OptimizerKind::Adam).build::<f32>();
+    // The book trains it with Adam at 0.001.
+    let adam = Recipe::book(ModelKind::DeepConv).optimizer.build::<f32>();
     let mut trainer = Trainer::new(network, adam, &mnist, config)?;
     trainer.run(|event| match event {
         Event::Step { iter, loss } if iter % 100 == 0 => {

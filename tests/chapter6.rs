@@ -2,7 +2,6 @@
 //! their checkpoints, their model files, and the experiment commands.
 
 mod common;
-use std::collections::HashMap;
 use std::path::Path;
 
 use backprop::data::{Dataset, Sampling};
@@ -58,7 +57,7 @@ fn every_optimizer_resumes_bit_identically_with_batch_norm_and_dropout() {
 
         let mut first = Trainer::new(net().build(5), spec.build(), &data, config).unwrap();
         first.run_until(30, |_| {}).unwrap();
-        let bytes = first.checkpoint(&info(&data), &HashMap::new());
+        let bytes = first.checkpoint(&info(&data), None);
         let path = Path::new("checkpoint.safetensors");
         let file = TensorFile::parse(&bytes, path).unwrap();
         let mut resumed = Trainer::resume(file, path, spec.build(), &data).unwrap();
@@ -103,7 +102,7 @@ fn a_checkpoint_of_one_optimizer_is_refused_by_another() {
     let adam = OptimizerSpec::new(OptimizerKind::Adam);
     let mut trainer = Trainer::new(net().build(1), adam.build(), &data, config).unwrap();
     trainer.run_until(2, |_| {}).unwrap();
-    let bytes = trainer.checkpoint(&info(&data), &HashMap::new());
+    let bytes = trainer.checkpoint(&info(&data), None);
     let path = Path::new("c.safetensors");
     let momentum = OptimizerSpec::new(OptimizerKind::Momentum).build::<f32>();
     let err = Trainer::resume(

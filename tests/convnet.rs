@@ -152,7 +152,7 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
         checkpoint: None,
         assumed: Vec::new(),
     };
-    let bytes = first.checkpoint(&info, &Default::default());
+    let bytes = first.checkpoint(&info, None);
     let path = Path::new("checkpoint.safetensors");
     let file = backprop::io::TensorFile::parse(&bytes, path).unwrap();
     let mut resumed = Trainer::resume(file, path, adam.build(), &data).unwrap();

@@ -24,7 +24,7 @@ mod search;
 pub use activations::{ActivationStats, activation_histograms};
 pub use batch_norm::{BatchNormRun, compare_batch_norm, weight_scales};
 pub use loss_curves::{LossCurve, LossRace, compare_inits, compare_optimizers};
-pub use overfit::{OverfitRun, overfitting};
+pub use overfit::{OverfitRun, overfit_variants, overfitting};
 pub use search::{SearchConfig, Trial, random_search};
 
 use std::sync::Mutex;

@@ -9,7 +9,7 @@
 use super::{epochs_schedule, parallel_map, train_run};
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::net::MultiLayerNet;
+use crate::net::{MultiLayerNet, NetSpec};
 use crate::optim::{OptimizerKind, OptimizerSpec};
 use crate::train::Record;
 
@@ -22,6 +22,33 @@ pub struct OverfitRun {
     pub net: MultiLayerNet,
     /// One record per epoch (train and test accuracy).
     pub history: Vec<Record>,
+}
+
+/// The book's three nets: 784-(100×6)-10 ReLU (for `data`'s input size and classes) plain,
+/// with weight decay `λ`, and with dropout of ratio `dropout`, named for the figure.
+///
+/// # Errors
+/// Never for a data set with images and classes (the sizes are at least 1).
+pub fn overfit_variants(
+    data: &Dataset,
+    lambda: f64,
+    dropout: f64,
+) -> Result<Vec<(String, MultiLayerNet)>> {
+    let sizes = [vec![data.input_size()], vec![100; 6], vec![data.classes()]].concat();
+    let base = MultiLayerNet::new(NetSpec::new(sizes)?);
+    let with_decay = MultiLayerNet {
+        weight_decay: lambda,
+        ..base.clone()
+    };
+    let with_dropout = MultiLayerNet {
+        dropout: Some(dropout),
+        ..base.clone()
+    };
+    Ok(vec![
+        ("plain".to_string(), base),
+        (format!("weight decay {lambda}"), with_decay),
+        (format!("dropout {dropout}"), with_dropout),
+    ])
 }
 
 /// Trains each of `nets` with SGD 0.01, batch 100, for `epochs` epochs on `data.train`,

@@ -182,10 +182,6 @@ pub fn model_from(
     path: &Path,
     options: LoadOptions,
 ) -> Result<(Sequential<f32>, ModelInfo)> {
-    let invalid = |what: String| Error::Model {
-        path: path.to_path_buf(),
-        what,
-    };
     if file.metadata.contains_key(TRAINER_KEY) {
         // The optimizer's state and the losses are for resuming; the weights are the model.
         file.tensors.retain(|(name, _)| !is_trainer_tensor(name));
@@ -193,9 +189,10 @@ pub fn model_from(
     // Checkpoints written before the position was recorded load as plain models.
     let checkpoint = match file.metadata.get(CHECKPOINT_KEY) {
         Some(text) => Some(parse_position(text).ok_or_else(|| {
-            invalid(format!(
-                "metadata checkpoint {text:?} is not ITERATION/ITERS"
-            ))
+            Error::model(
+                path,
+                format!("metadata checkpoint {text:?} is not ITERATION/ITERS"),
+            )
         })?),
         None => None,
     };
@@ -203,24 +200,28 @@ pub fn model_from(
     let meta = &file.metadata;
     let outputs = net.outputs();
     let class_names: Vec<String> = match meta.get("classes") {
-        Some(json) => {
-            serde_json::from_str(json).map_err(|e| invalid(format!("metadata classes: {e}")))?
-        }
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| Error::model(path, format!("metadata classes: {e}")))?,
         None => (0..outputs).map(|c| c.to_string()).collect(),
     };
     if class_names.len() != outputs {
-        return Err(invalid(format!(
-            "metadata lists {} classes but the net has {outputs} outputs",
-            class_names.len(),
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "metadata lists {} classes but the net has {outputs} outputs",
+                class_names.len(),
+            ),
+        ));
     }
-    let input_shape =
-        match meta.get("input_shape") {
-            Some(text) => Some(parse_shape(text).ok_or_else(|| {
-                invalid(format!("metadata input_shape {text:?} is not ROWSxCOLS"))
-            })?),
-            None => None,
-        };
+    let input_shape = match meta.get("input_shape") {
+        Some(text) => Some(parse_shape(text).ok_or_else(|| {
+            Error::model(
+                path,
+                format!("metadata input_shape {text:?} is not ROWSxCOLS"),
+            )
+        })?),
+        None => None,
+    };
     let info = ModelInfo {
         normalisation: meta
             .get("normalisation")
@@ -229,7 +230,10 @@ pub fn model_from(
         dataset: meta.get("dataset").cloned(),
         test_accuracy: match meta.get("test_accuracy") {
             Some(text) => Some(text.parse::<f64>().map_err(|_| {
-                invalid(format!("metadata test_accuracy {text:?} is not a number"))
+                Error::model(
+                    path,
+                    format!("metadata test_accuracy {text:?} is not a number"),
+                )
             })?),
             None => None,
         },
@@ -245,17 +249,20 @@ pub fn model_from(
     match info.net.param_count() {
         Some(needed) if needed <= held.max(SMALL_NET) => {}
         needed => {
-            return Err(invalid(format!(
-                "the metadata describes a net ({}) of {} values but the file holds {held}",
-                info.net.layout(),
-                needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
-            )));
+            return Err(Error::model(
+                path,
+                format!(
+                    "the metadata describes a net ({}) of {} values but the file holds {held}",
+                    info.net.layout(),
+                    needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+                ),
+            ));
         }
     }
     let mut net = info
         .net
         .build::<f32>(options.seed)
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| Error::model(path, e.to_string()))?;
     let mut shapes: Vec<(String, IxDyn)> = net
         .params_mut()
         .into_iter()
@@ -274,17 +281,20 @@ pub fn model_from(
     set_tensors(&mut net, values);
     if !file.tensors.is_empty() {
         let names: Vec<&str> = file.tensors.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(invalid(format!(
-            "unexpected tensors {}: net {} holds {} only; {}",
-            names.join(", "),
-            info.net.layout(),
-            named_params(&mut net)
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            what_extra_tensors_mean(&names)
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "unexpected tensors {}: net {} holds {} only; {}",
+                names.join(", "),
+                info.net.layout(),
+                named_params(&mut net)
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                what_extra_tensors_mean(&names)
+            ),
+        ));
     }
     Ok((net, info))
 }
@@ -325,29 +335,31 @@ fn take_tensor(
     info: &ModelInfo,
     path: &Path,
 ) -> Result<ArrayD<f32>> {
-    let invalid = |what: String| Error::Model {
-        path: path.to_path_buf(),
-        what,
-    };
     let stored = file.take(name).ok_or_else(|| {
-        invalid(format!(
-            "tensor {name} is missing (net {})",
-            info.net.layout()
-        ))
+        Error::model(
+            path,
+            format!("tensor {name} is missing (net {})", info.net.layout()),
+        )
     })?;
     if stored.shape() != shape.slice() {
-        return Err(invalid(format!(
-            "tensor {name} has shape {:?} but net {} needs {:?}",
-            stored.shape(),
-            info.net.layout(),
-            shape.slice()
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "tensor {name} has shape {:?} but net {} needs {:?}",
+                stored.shape(),
+                info.net.layout(),
+                shape.slice()
+            ),
+        ));
     }
     // Finite as f32 too: 1e300 in a float64 file would become infinite.
     if stored.iter().any(|&v| !(v as f32).is_finite()) {
-        return Err(invalid(format!(
-            "tensor {name} holds NaN or infinite values: the weights are unusable (saved from a diverged run?)"
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "tensor {name} holds NaN or infinite values: the weights are unusable (saved from a diverged run?)"
+            ),
+        ));
     }
     Ok(stored.mapv(|v| v as f32))
 }

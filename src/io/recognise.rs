@@ -40,11 +40,10 @@ pub(super) fn architecture(
     path: &Path,
     options: LoadOptions,
 ) -> Result<(Architecture, Vec<String>)> {
-    let invalid = |what: String| Error::model(path, what);
     let meta = &file.metadata;
     if let Some(json) = meta.get("architecture") {
         let net = serde_json::from_str::<Architecture>(json)
-            .map_err(|e| invalid(format!("metadata architecture: {e}")))?;
+            .map_err(|e| Error::model(path, format!("metadata architecture: {e}")))?;
         conv_activation(options, &net, path)?;
         return Ok((net, Vec::new()));
     }
@@ -100,28 +99,29 @@ fn mlp_from(
     path: &Path,
     options: LoadOptions,
 ) -> Result<(MultiLayerNet, Vec<String>)> {
-    let invalid = |what: String| Error::model(path, what);
     let meta = &file.metadata;
     let sizes = match meta.get("net") {
         Some(text) => text
             .parse::<NetSpec>()
-            .map_err(|e| invalid(e.to_string()))?,
+            .map_err(|e| Error::model(path, e.to_string()))?,
         None => infer_spec(file, path)?,
     };
     let flag = |key: &str| -> Result<bool> {
         match meta.get(key).map(String::as_str) {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(other) => Err(invalid(format!(
-                "metadata {key} is {other:?}; expected true or false"
-            ))),
+            Some(other) => Err(Error::model(
+                path,
+                format!("metadata {key} is {other:?}; expected true or false"),
+            )),
         }
     };
     let number = |key: &str| -> Result<Option<f64>> {
         meta.get(key)
             .map(|text| {
-                text.parse::<f64>()
-                    .map_err(|_| invalid(format!("metadata {key} {text:?} is not a number")))
+                text.parse::<f64>().map_err(|_| {
+                    Error::model(path, format!("metadata {key} {text:?} is not a number"))
+                })
             })
             .transpose()
     };
@@ -130,11 +130,14 @@ fn mlp_from(
         (Some(text), given) => {
             let stored = text
                 .parse::<Activation>()
-                .map_err(|e| invalid(e.to_string()))?;
+                .map_err(|e| Error::model(path, e.to_string()))?;
             if given.is_some_and(|given| given != stored) {
-                return Err(invalid(format!(
-                    "its metadata says the activation is {stored}; leave out --activation or give {stored}"
-                )));
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "its metadata says the activation is {stored}; leave out --activation or give {stored}"
+                    ),
+                ));
             }
             stored
         }
@@ -161,7 +164,8 @@ fn mlp_from(
         weight_decay: number("weight_decay")?.unwrap_or(0.0),
         sizes,
     };
-    net.validate().map_err(|e| invalid(e.to_string()))?;
+    net.validate()
+        .map_err(|e| Error::model(path, e.to_string()))?;
     Ok((net, assumed))
 }
 
@@ -180,27 +184,32 @@ fn shape_of<'f>(file: &'f TensorFile, name: &str) -> Option<&'f [usize]> {
 
 /// The MLP spec implied by the shapes of `W1 (d0, d1)`, `W2 (d1, d2)`, …
 fn infer_spec(file: &TensorFile, path: &Path) -> Result<NetSpec> {
-    let invalid = |what: String| Error::model(path, what);
     let mut sizes = Vec::new();
     for k in 1.. {
         let Some(shape) = shape_of(file, &format!("W{k}")) else {
             break;
         };
         let &[rows, cols] = shape else {
-            return Err(invalid(format!(
-                "W{k} has shape {shape:?}; expected (in, out) as W1…W{} before it",
-                k - 1
-            )));
+            return Err(Error::model(
+                path,
+                format!(
+                    "W{k} has shape {shape:?}; expected (in, out) as W1…W{} before it",
+                    k - 1
+                ),
+            ));
         };
         match sizes.last() {
             None => sizes.extend([rows, cols]),
             Some(&prev) if prev == rows => sizes.push(cols),
             Some(&prev) => {
-                return Err(invalid(format!(
-                    "W{k} has shape ({rows}, {cols}) but W{} has {prev} outputs; W must be (in, out) as in the book \
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "W{k} has shape ({rows}, {cols}) but W{} has {prev} outputs; W must be (in, out) as in the book \
                      (PyTorch's Linear.weight is (out, in): transpose it)",
-                    k - 1
-                )));
+                        k - 1
+                    ),
+                ));
             }
         }
     }
@@ -209,46 +218,56 @@ fn infer_spec(file: &TensorFile, path: &Path) -> Result<NetSpec> {
             .tensors
             .iter()
             .any(|(n, _)| super::model::looks_like_pytorch(n));
-        return Err(invalid(if pytorch {
-            format!("no tensor W1: {}", super::model::PYTORCH_ADVICE)
-        } else {
-            "no tensor W1: a model file names its weights W1, b1, W2, b2, … as in the book".into()
-        }));
+        return Err(Error::model(
+            path,
+            if pytorch {
+                format!("no tensor W1: {}", super::model::PYTORCH_ADVICE)
+            } else {
+                "no tensor W1: a model file names its weights W1, b1, W2, b2, … as in the book"
+                    .into()
+            },
+        ));
     }
-    NetSpec::new(sizes).map_err(|e| invalid(e.to_string()))
+    NetSpec::new(sizes).map_err(|e| Error::model(path, e.to_string()))
 }
 
 /// SimpleConvNet or DeepConvNet, from a file whose `W1` is 4-D.
 fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
-    let invalid = |what: String| Error::model(path, what);
     let weights: Vec<&[usize]> = (1..)
         .map_while(|k| shape_of(file, &format!("W{k}")))
         .collect();
     let convs = weights.iter().take_while(|s| s.len() == 4).count();
     let affines = &weights[convs..];
     if let Some(k) = affines.iter().position(|s| s.len() != 2) {
-        return Err(invalid(format!(
-            "W{} has shape {:?}; after the convolutions' 4-D weights come Affine weights (in, out)",
-            convs + k + 1,
-            affines[k]
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "W{} has shape {:?}; after the convolutions' 4-D weights come Affine weights (in, out)",
+                convs + k + 1,
+                affines[k]
+            ),
+        ));
     }
     let Some(&[filters, channels, fh, fw]) = weights.first().copied() else {
-        return Err(invalid("W1 is not a convolution's 4-D weight".into()));
+        return Err(Error::model(path, "W1 is not a convolution's 4-D weight"));
     };
     if filters == 0 || channels == 0 || fh == 0 || fh > ASSUMED_SIDE || fw > ASSUMED_SIDE {
-        return Err(invalid(format!(
-            "W1 has shape {:?}: filters of at least one channel, at most {ASSUMED_SIDE}×{ASSUMED_SIDE}, as (FN, C, FH, FW)",
-            weights[0]
-        )));
+        return Err(Error::model(
+            path,
+            format!(
+                "W1 has shape {:?}: filters of at least one channel, at most {ASSUMED_SIDE}×{ASSUMED_SIDE}, as (FN, C, FH, FW)",
+                weights[0]
+            ),
+        ));
     }
     let input = (channels, ASSUMED_SIDE, ASSUMED_SIDE);
     match (convs, affines) {
         (1, [w2, w3]) => {
             if fh != fw {
-                return Err(invalid(format!(
-                    "W1 has filters of {fh}×{fw}; SimpleConvNet's are square"
-                )));
+                return Err(Error::model(
+                    path,
+                    format!("W1 has filters of {fh}×{fw}; SimpleConvNet's are square"),
+                ));
             }
             // Stride 1 as in the book; the padding is the one whose pooled maps give W2's rows.
             let pooled = |pad: usize| {
@@ -264,7 +283,7 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
             let pad = (0..fh.min(ASSUMED_SIDE))
                 .find(|&p| pooled(p) == Some(w2[0]))
                 .ok_or_else(|| {
-                invalid(format!(
+                Error::model(path, format!(
                     "W2 has {} rows but SimpleConvNet's {filters} filters of {fh}×{fw} (stride 1, no padding) \
                      pooled 2×2 over {ASSUMED_SIDE}×{ASSUMED_SIDE} images give {}",
                     w2[0],
@@ -272,10 +291,10 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
                 ))
             })?;
             if w3[0] != w2[1] {
-                return Err(invalid(format!(
-                    "W3 has shape {w3:?} but W2 has {} outputs",
-                    w2[1]
-                )));
+                return Err(Error::model(
+                    path,
+                    format!("W3 has shape {w3:?} but W2 has {} outputs", w2[1]),
+                ));
             }
             Ok(Architecture::SimpleConv(SimpleConvNet {
                 filters,
@@ -292,29 +311,35 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
             for (k, (&shape, &n)) in weights.iter().zip(&expected).enumerate() {
                 let want = [n, previous, 3, 3];
                 if shape != want {
-                    return Err(invalid(format!(
-                        "W{} has shape {shape:?} but DeepConvNet's convolution {} is {want:?}",
-                        k + 1,
-                        k + 1
-                    )));
+                    return Err(Error::model(
+                        path,
+                        format!(
+                            "W{} has shape {shape:?} but DeepConvNet's convolution {} is {want:?}",
+                            k + 1,
+                            k + 1
+                        ),
+                    ));
                 }
                 previous = n;
             }
             if w8[0] != w7[1] {
-                return Err(invalid(format!(
-                    "W8 has shape {w8:?} but W7 has {} outputs",
-                    w7[1]
-                )));
+                return Err(Error::model(
+                    path,
+                    format!("W8 has shape {w8:?} but W7 has {} outputs", w7[1]),
+                ));
             }
             Ok(Architecture::DeepConv(DeepConvNet {
                 hidden: w7[1],
                 ..deep
             }))
         }
-        _ => Err(invalid(format!(
-            "W1 is a convolution's 4-D weight, but the weights ({convs} 4-D, then {} 2-D) fit neither SimpleConvNet \
+        _ => Err(Error::model(
+            path,
+            format!(
+                "W1 is a convolution's 4-D weight, but the weights ({convs} 4-D, then {} 2-D) fit neither SimpleConvNet \
              (one convolution, then W2 and W3) nor DeepConvNet (six convolutions, then W7 and W8)",
-            affines.len()
-        ))),
+                affines.len()
+            ),
+        )),
     }
 }

@@ -25,29 +25,28 @@ impl TensorFile {
     /// # Errors
     /// When the bytes are not a valid safetensors file or a tensor is not `F32`/`F64`.
     pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
-        let invalid = |what: String| Error::Model {
-            path: path.to_path_buf(),
-            what,
-        };
         let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
+            .map_err(|e| Error::model(path, format!("not a safetensors file: {e}")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
+            .map_err(|e| Error::model(path, format!("not a safetensors file: {e}")))?;
         let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
         if names.len() > super::MAX_TENSORS {
-            return Err(invalid(format!(
-                "it holds {} tensors; no net of this crate has more than {}",
-                names.len(),
-                super::MAX_TENSORS
-            )));
+            return Err(Error::model(
+                path,
+                format!(
+                    "it holds {} tensors; no net of this crate has more than {}",
+                    names.len(),
+                    super::MAX_TENSORS
+                ),
+            ));
         }
         names.sort_by_key(|a| natural_key(a));
         let mut tensors = Vec::with_capacity(names.len());
         for name in names {
             let view = st
                 .tensor(&name)
-                .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
+                .map_err(|e| Error::model(path, format!("tensor {name}: {e}")))?;
             let values: Vec<f64> = match view.dtype() {
                 Dtype::F32 => view
                     .data()
@@ -60,13 +59,14 @@ impl TensorFile {
                     .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
                     .collect(),
                 other => {
-                    return Err(invalid(format!(
-                        "tensor {name} has dtype {other:?}; expected F32 or F64"
-                    )));
+                    return Err(Error::model(
+                        path,
+                        format!("tensor {name} has dtype {other:?}; expected F32 or F64"),
+                    ));
                 }
             };
             let array = ArrayD::from_shape_vec(IxDyn(view.shape()), values)
-                .map_err(|e| invalid(format!("tensor {name}: {e}")))?;
+                .map_err(|e| Error::model(path, format!("tensor {name}: {e}")))?;
             tensors.push((name, array));
         }
         Ok(TensorFile { tensors, metadata })

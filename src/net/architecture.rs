@@ -25,7 +25,27 @@ pub enum Architecture {
     DeepConv(DeepConvNet),
 }
 
+/// The kinds of net the crate builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A fully connected net (chapters 5–6).
+    Mlp,
+    /// The book's `SimpleConvNet` (§7.5).
+    SimpleConv,
+    /// The book's `DeepConvNet` (§8.1).
+    DeepConv,
+}
+
 impl Architecture {
+    /// Which kind of net this is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Architecture::Mlp(_) => ModelKind::Mlp,
+            Architecture::SimpleConv(_) => ModelKind::SimpleConv,
+            Architecture::DeepConv(_) => ModelKind::DeepConv,
+        }
+    }
+
     /// The `--model` name: `mlp`, `simple-conv`, `deep-conv`.
     pub fn name(&self) -> &'static str {
         match self {

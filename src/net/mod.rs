@@ -16,7 +16,7 @@ mod sequential;
 mod spec;
 mod two_layer;
 
-pub use architecture::{Architecture, MAX_PARAMS};
+pub use architecture::{Architecture, MAX_PARAMS, ModelKind};
 pub use conv::{DeepConvNet, SimpleConvNet};
 pub use init::Init;
 pub use multi_layer::{Activation, MultiLayerNet};

@@ -13,7 +13,7 @@
 use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::adagrad::EPS;
-use super::{Optimizer, Slots, State, on_all_threads, reject_leftovers, scalar};
+use super::{Optimizer, Slots, State, for_each_element, on_all_threads, reject_leftovers, scalar};
 use crate::error::{Error, Result};
 use crate::net::NamedParam;
 
@@ -64,20 +64,14 @@ impl<A: NdFloat> Optimizer<A> for Adam<A> {
             scalar::<A>(EPS),
         );
         let mut param = p.param;
-        let len = param.value.len();
         let m = self.m.get(p.name, param.value.raw_dim());
         let v = self.v.get(p.name, param.value.raw_dim());
         let zip = Zip::from(&mut param.value).and(m).and(v).and(&param.grad);
-        let rule = |w: &mut A, m: &mut A, v: &mut A, &g: &A| {
+        for_each_element!(zip, |w: &mut A, m: &mut A, v: &mut A, &g: &A| {
             *m += (A::one() - b1) * (g - *m);
             *v += (A::one() - b2) * (g * g - *v);
             *w -= lr_t * *m / (v.sqrt() + eps);
-        };
-        if on_all_threads(len) {
-            zip.par_for_each(rule);
-        } else {
-            zip.for_each(rule);
-        }
+        });
     }
 
     fn state(&self) -> State {

@@ -120,6 +120,20 @@ fn on_all_threads(len: usize) -> bool {
     crate::machinery::parallel::threads() > 1 && len >= PARALLEL_MIN_LEN
 }
 
+/// `zip.for_each(rule)`, on all threads for a large parameter ([`on_all_threads`]). A macro:
+/// the zips of a parameter with one, two or three other arrays are types with no common trait.
+macro_rules! for_each_element {
+    ($zip:expr, $rule:expr) => {{
+        let zip = $zip;
+        if on_all_threads(zip.size()) {
+            zip.par_for_each($rule);
+        } else {
+            zip.for_each($rule);
+        }
+    }};
+}
+use for_each_element;
+
 /// A hyper-parameter in the float type.
 fn scalar<A: NdFloat>(v: f64) -> A {
     A::from(v).expect("a hyper-parameter fits the float type")
@@ -163,15 +177,9 @@ impl<A: NdFloat> Slots<A> {
     /// element and `g` its gradient element.
     fn update(&mut self, p: NamedParam<'_, A>, rule: impl Fn(&mut A, &mut A, A) + Sync + Send) {
         let mut param = p.param;
-        let len = param.value.len();
         let slot = self.get(p.name, param.value.raw_dim());
         let zip = Zip::from(&mut param.value).and(slot).and(&param.grad);
-        let rule = |w: &mut A, s: &mut A, &g: &A| rule(w, s, g);
-        if on_all_threads(len) {
-            zip.par_for_each(rule);
-        } else {
-            zip.for_each(rule);
-        }
+        for_each_element!(zip, |w: &mut A, s: &mut A, &g: &A| rule(w, s, g));
     }
 
     /// The state of an optimizer that has only this kind.

@@ -2,7 +2,7 @@
 
 use ndarray::{NdFloat, Zip};
 
-use super::{Optimizer, on_all_threads, scalar};
+use super::{Optimizer, for_each_element, on_all_threads, scalar};
 use crate::net::NamedParam;
 
 /// Plain SGD with learning rate `η` (`lr`).
@@ -23,14 +23,8 @@ impl<A: NdFloat> Optimizer<A> for Sgd {
     fn update_param(&mut self, param: NamedParam<'_, A>) {
         let lr = scalar::<A>(self.lr);
         let mut p = param.param;
-        let len = p.value.len();
         let zip = Zip::from(&mut p.value).and(&p.grad);
-        let rule = |w: &mut A, &g: &A| *w -= lr * g;
-        if on_all_threads(len) {
-            zip.par_for_each(rule);
-        } else {
-            zip.for_each(rule);
-        }
+        for_each_element!(zip, |w: &mut A, &g: &A| *w -= lr * g);
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use backprop::data::{Dataset, Known};
 use backprop::experiments::{self, LossCurve, LossRace, SearchConfig};
-use backprop::net::{Activation, Init, MultiLayerNet};
+use backprop::net::{Activation, Init};
 use backprop::optim::OptimizerKind;
 use backprop::plot::{Chart, Series, histograms, line_charts, moving_average};
 use indicatif::{ProgressBar, ProgressDrawTarget};
@@ -157,150 +157,25 @@ pub fn run(args: &Args) -> super::Outcome {
             |d, r| experiments::compare_inits(d, r, inits),
         ),
         Which::ActivationHistogram { activation, init } => {
-            let layers =
-                experiments::activation_histograms(*activation, *init, (1000, 100, 5), common.seed);
-            println!(
-                "{activation} activations, weights {init}: 1000 random inputs through 5 layers of 100"
-            );
-            println!("layer    mean     std   within 0.01 of 0   of 1");
-            for (i, l) in layers.iter().enumerate() {
-                println!(
-                    "{:>5}  {:>6.3}  {:>6.3}  {:>17.1}%  {:>4.1}%",
-                    i + 1,
-                    l.mean,
-                    l.std,
-                    100.0 * l.near_zero,
-                    100.0 * l.near_one
-                );
-            }
-            let panels: Vec<(String, Vec<f64>)> = layers
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| (format!("{}-layer", i + 1), l.values))
-                .collect();
-            let path = figure(common, &format!("activation-histogram-{activation}-{init}"))?;
-            histograms(&path, &panels, 30, (0.0, 1.0))?;
-            saved(&path)
+            activation_histogram(common, *activation, *init)
         }
         Which::BatchNorm {
             scales,
             epochs,
             train_size,
-        } => {
-            let data = load(common)?.subset(*train_size, 0);
-            let scales = experiments::weight_scales(*scales);
-            say_parallel(
-                2 * scales.len(),
-                &format!("nets on {} {} images", data.train.len(), data.name),
-            );
-            let runs =
-                experiments::compare_batch_norm(&data, &scales, &[100; 5], *epochs, common.seed)?;
-            println!("training accuracy after {epochs} epochs");
-            println!("weight std   without BN   with BN");
-            let last = |v: &[f64]| match v.last() {
-                Some(a) if a.is_finite() => format!("{a:.3}"),
-                _ => "diverged".into(),
-            };
-            for r in &runs {
-                println!(
-                    "{:>10.2e}   {:>10}   {:>7}",
-                    r.weight_std,
-                    last(&r.plain),
-                    last(&r.batch_norm)
-                );
-            }
-            // The legend once, in the first chart, as in the book's figure.
-            let charts: Vec<Chart> = runs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let label = |name: &'static str| if i == 0 { name } else { "" };
-                    Chart {
-                        title: format!("W std {:.2e}", r.weight_std),
-                        labels: ("epochs".into(), "accuracy".into()),
-                        y_range: (0.0, 1.0),
-                        series: vec![
-                            epoch_series(label("Batch Normalization"), &r.batch_norm, 0, false),
-                            epoch_series(label("Normal (without BN)"), &r.plain, 3, true),
-                        ],
-                    }
-                })
-                .collect();
-            let path = figure(common, "batch-norm")?;
-            line_charts(&path, &charts, 4, (360, 280))?;
-            saved(&path)
-        }
+        } => batch_norm(common, *scales, *epochs, *train_size),
         Which::Overfit {
             epochs,
             train_size,
             weight_decay,
             dropout,
             print_every,
-        } => {
-            let data = load(common)?.subset(*train_size, usize::MAX);
-            let base = MultiLayerNet::new(backprop::net::NetSpec::new(
-                [vec![data.input_size()], vec![100; 6], vec![data.classes()]].concat(),
-            )?);
-            let nets = vec![
-                ("plain".to_string(), base.clone()),
-                (
-                    format!("weight decay {weight_decay}"),
-                    MultiLayerNet {
-                        weight_decay: *weight_decay,
-                        ..base.clone()
-                    },
-                ),
-                (
-                    format!("dropout {dropout}"),
-                    MultiLayerNet {
-                        dropout: Some(*dropout),
-                        ..base
-                    },
-                ),
-            ];
-            say_parallel(
-                nets.len(),
-                &format!("nets on {} {} images", data.train.len(), data.name),
-            );
-            let runs = experiments::overfitting(&data, &nets, *epochs, common.seed)?;
-            print!("epoch");
-            for r in &runs {
-                print!("  {:>22}", format!("{} train/test", r.name));
-            }
-            println!();
-            let rows = runs.first().map_or(0, |r| r.history.len());
-            for e in (0..rows).filter(|e| e % print_every == 0 || e + 1 == rows) {
-                print!("{e:>5}");
-                for r in &runs {
-                    let rec = &r.history[e];
-                    print!(
-                        "  {:>22}",
-                        format!("{:.3} / {:.3}", rec.train_acc, rec.test_acc)
-                    );
-                }
-                println!();
-            }
-            let charts: Vec<Chart> = runs
-                .iter()
-                .map(|r| {
-                    let pick = |f: fn(&backprop::train::Record) -> f64| -> Vec<f64> {
-                        r.history.iter().map(f).collect()
-                    };
-                    Chart {
-                        title: r.name.clone(),
-                        labels: ("epochs".into(), "accuracy".into()),
-                        y_range: (0.0, 1.0),
-                        series: vec![
-                            epoch_series("train", &pick(|h| h.train_acc), 0, false),
-                            epoch_series("test", &pick(|h| h.test_acc), 1, true),
-                        ],
-                    }
-                })
-                .collect();
-            let path = figure(common, "overfit")?;
-            line_charts(&path, &charts, 3, (420, 320))?;
-            saved(&path)
-        }
+        } => overfit(
+            common,
+            (*epochs, *train_size),
+            (*weight_decay, *dropout),
+            *print_every,
+        ),
         Which::HyperparameterSearch {
             trials,
             epochs,
@@ -309,7 +184,6 @@ pub fn run(args: &Args) -> super::Outcome {
             top,
             quiet,
         } => {
-            let data = load(common)?;
             let config = SearchConfig {
                 trials: *trials,
                 epochs: *epochs,
@@ -318,55 +192,189 @@ pub fn run(args: &Args) -> super::Outcome {
                 seed: common.seed,
                 ..SearchConfig::book()
             };
-            let bar = if *quiet {
-                ProgressBar::hidden()
-            } else {
-                let bar = ProgressBar::with_draw_target(
-                    Some(*trials as u64),
-                    ProgressDrawTarget::stderr(),
-                );
-                bar.set_style(super::progress_style(
-                    "{bar:30} {pos}/{len} trials  {msg}  eta {eta}",
-                ));
-                bar
-            };
-            let threads = backprop::machinery::parallel::threads();
-            bar.set_message(format!("{threads} at a time"));
-            let ranked = experiments::random_search(&data, &config, &|_| bar.inc(1))?;
-            bar.finish_and_clear();
-            println!("=========== Hyper-Parameter Optimization Result ===========");
-            for (rank, t) in ranked.iter().take(*top).enumerate() {
-                println!(
-                    "Best-{:<3} (val acc:{:.2}) | lr:{:.3e}, weight decay:{:.3e}",
-                    rank + 1,
-                    t.val_acc,
-                    t.lr,
-                    t.weight_decay
-                );
-            }
-            let charts: Vec<Chart> = ranked
-                .iter()
-                .take(*top)
-                .enumerate()
-                .map(|(rank, t)| {
-                    let val: Vec<f64> = t.history.iter().map(|r| r.test_acc).collect();
-                    let train: Vec<f64> = t.history.iter().map(|r| r.train_acc).collect();
-                    Chart {
-                        title: format!("Best-{}", rank + 1),
-                        labels: ("epochs".into(), String::new()),
-                        y_range: (0.0, 1.0),
-                        series: vec![
-                            epoch_series("", &val, 0, false),
-                            epoch_series("", &train, 0, true),
-                        ],
-                    }
-                })
-                .collect();
-            let path = figure(common, "hyperparameter-search")?;
-            line_charts(&path, &charts, 5, (260, 200))?;
-            saved(&path)
+            hyperparameter_search(common, config, *top, *quiet)
         }
     }
+}
+
+/// §6.2.2: the activations of 5 hidden layers fed random data, as histograms.
+fn activation_histogram(common: &Common, activation: Activation, init: Init) -> super::Outcome {
+    let layers = experiments::activation_histograms(activation, init, (1000, 100, 5), common.seed);
+    println!(
+        "{activation} activations, weights {init}: 1000 random inputs through 5 layers of 100"
+    );
+    println!("layer    mean     std   within 0.01 of 0   of 1");
+    for (i, l) in layers.iter().enumerate() {
+        println!(
+            "{:>5}  {:>6.3}  {:>6.3}  {:>17.1}%  {:>4.1}%",
+            i + 1,
+            l.mean,
+            l.std,
+            100.0 * l.near_zero,
+            100.0 * l.near_one
+        );
+    }
+    let panels: Vec<(String, Vec<f64>)> = layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (format!("{}-layer", i + 1), l.values))
+        .collect();
+    let path = figure(common, &format!("activation-histogram-{activation}-{init}"))?;
+    histograms(&path, &panels, 30, (0.0, 1.0))?;
+    saved(&path)
+}
+
+/// §6.3.2: training accuracy with and without batch norm across weight scales.
+fn batch_norm(common: &Common, scales: usize, epochs: usize, train_size: usize) -> super::Outcome {
+    let data = load(common)?.subset(train_size, 0);
+    let scales = experiments::weight_scales(scales);
+    say_parallel(
+        2 * scales.len(),
+        &format!("nets on {} {} images", data.train.len(), data.name),
+    );
+    let runs = experiments::compare_batch_norm(&data, &scales, &[100; 5], epochs, common.seed)?;
+    println!("training accuracy after {epochs} epochs");
+    println!("weight std   without BN   with BN");
+    let last = |v: &[f64]| match v.last() {
+        Some(a) if a.is_finite() => format!("{a:.3}"),
+        _ => "diverged".into(),
+    };
+    for r in &runs {
+        println!(
+            "{:>10.2e}   {:>10}   {:>7}",
+            r.weight_std,
+            last(&r.plain),
+            last(&r.batch_norm)
+        );
+    }
+    // The legend once, in the first chart, as in the book's figure.
+    let charts: Vec<Chart> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let label = |name: &'static str| if i == 0 { name } else { "" };
+            Chart {
+                title: format!("W std {:.2e}", r.weight_std),
+                labels: ("epochs".into(), "accuracy".into()),
+                y_range: (0.0, 1.0),
+                series: vec![
+                    epoch_series(label("Batch Normalization"), &r.batch_norm, 0, false),
+                    epoch_series(label("Normal (without BN)"), &r.plain, 3, true),
+                ],
+            }
+        })
+        .collect();
+    let path = figure(common, "batch-norm")?;
+    line_charts(&path, &charts, 4, (360, 280))?;
+    saved(&path)
+}
+
+/// §6.4: overfitting a few images, and weight decay and dropout against it.
+fn overfit(
+    common: &Common,
+    (epochs, train_size): (usize, usize),
+    (weight_decay, dropout): (f64, f64),
+    print_every: usize,
+) -> super::Outcome {
+    let data = load(common)?.subset(train_size, usize::MAX);
+    let nets = experiments::overfit_variants(&data, weight_decay, dropout)?;
+    say_parallel(
+        nets.len(),
+        &format!("nets on {} {} images", data.train.len(), data.name),
+    );
+    let runs = experiments::overfitting(&data, &nets, epochs, common.seed)?;
+    print!("epoch");
+    for r in &runs {
+        print!("  {:>22}", format!("{} train/test", r.name));
+    }
+    println!();
+    let rows = runs.first().map_or(0, |r| r.history.len());
+    for e in (0..rows).filter(|e| e % print_every == 0 || e + 1 == rows) {
+        print!("{e:>5}");
+        for r in &runs {
+            let rec = &r.history[e];
+            print!(
+                "  {:>22}",
+                format!("{:.3} / {:.3}", rec.train_acc, rec.test_acc)
+            );
+        }
+        println!();
+    }
+    let charts: Vec<Chart> = runs
+        .iter()
+        .map(|r| {
+            let pick = |f: fn(&backprop::train::Record) -> f64| -> Vec<f64> {
+                r.history.iter().map(f).collect()
+            };
+            Chart {
+                title: r.name.clone(),
+                labels: ("epochs".into(), "accuracy".into()),
+                y_range: (0.0, 1.0),
+                series: vec![
+                    epoch_series("train", &pick(|h| h.train_acc), 0, false),
+                    epoch_series("test", &pick(|h| h.test_acc), 1, true),
+                ],
+            }
+        })
+        .collect();
+    let path = figure(common, "overfit")?;
+    line_charts(&path, &charts, 3, (420, 320))?;
+    saved(&path)
+}
+
+/// §6.5: random search of learning rate and weight decay on a validation split.
+fn hyperparameter_search(
+    common: &Common,
+    config: SearchConfig,
+    top: usize,
+    quiet: bool,
+) -> super::Outcome {
+    let data = load(common)?;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar =
+            ProgressBar::with_draw_target(Some(config.trials as u64), ProgressDrawTarget::stderr());
+        bar.set_style(super::progress_style(
+            "{bar:30} {pos}/{len} trials  {msg}  eta {eta}",
+        ));
+        bar
+    };
+    let threads = backprop::machinery::parallel::threads();
+    bar.set_message(format!("{threads} at a time"));
+    let ranked = experiments::random_search(&data, &config, &|_| bar.inc(1))?;
+    bar.finish_and_clear();
+    println!("=========== Hyper-Parameter Optimization Result ===========");
+    for (rank, t) in ranked.iter().take(top).enumerate() {
+        println!(
+            "Best-{:<3} (val acc:{:.2}) | lr:{:.3e}, weight decay:{:.3e}",
+            rank + 1,
+            t.val_acc,
+            t.lr,
+            t.weight_decay
+        );
+    }
+    let charts: Vec<Chart> = ranked
+        .iter()
+        .take(top)
+        .enumerate()
+        .map(|(rank, t)| {
+            let val: Vec<f64> = t.history.iter().map(|r| r.test_acc).collect();
+            let train: Vec<f64> = t.history.iter().map(|r| r.train_acc).collect();
+            Chart {
+                title: format!("Best-{}", rank + 1),
+                labels: ("epochs".into(), String::new()),
+                y_range: (0.0, 1.0),
+                series: vec![
+                    epoch_series("", &val, 0, false),
+                    epoch_series("", &train, 0, true),
+                ],
+            }
+        })
+        .collect();
+    let path = figure(common, "hyperparameter-search")?;
+    line_charts(&path, &charts, 5, (260, 200))?;
+    saved(&path)
 }
 
 /// Runs a comparison of `variants` loss curves, prints them and saves figure `name` with

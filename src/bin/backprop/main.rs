@@ -4,7 +4,6 @@
 
 mod apple;
 mod bench;
-mod workloads;
 mod convert;
 mod data;
 mod eval;
@@ -13,6 +12,7 @@ mod gradcheck;
 mod predict;
 mod train;
 mod visualize;
+mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

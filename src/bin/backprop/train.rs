@@ -1,6 +1,5 @@
 //! `backprop train`: the book's chapter-5 training run (§5.7.4) and its variations.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,28 +7,16 @@ use std::process::ExitCode;
 
 use backprop::Error;
 use backprop::data::{Dataset, Known, Sampling};
-use backprop::io::{
-    LoadOptions, ModelInfo, PIXEL_NORMALISATION, TensorFile, encode_model,
-    remove_stale_temporaries, write_atomically, write_together,
-};
+use backprop::io::{LoadOptions, TensorFile, remove_stale_temporaries};
 use backprop::net::{
-    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, NetSpec, Sequential, SimpleConvNet,
+    Activation, Architecture, DeepConvNet, Init, ModelKind, MultiLayerNet, NetSpec, Sequential,
+    SimpleConvNet,
 };
-use backprop::optim::{OptimizerKind, OptimizerSpec};
-use backprop::train::{Event, Record, TrainConfig, Trainer};
+use backprop::optim::{Optimizer, OptimizerKind};
+use backprop::train::{
+    Event, Recipe, Record, RunSettings, TrainConfig, Trainer, model_info, save_results,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget};
-
-/// The settings of a run that a checkpoint must remember to continue it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct RunSettings {
-    net: Architecture,
-    optimizer: OptimizerSpec,
-    dataset: Option<String>,
-    data_dir: Option<PathBuf>,
-    /// `--checkpoint-every`, kept by a resumed run unless given again.
-    #[serde(default)]
-    checkpoint_every: Option<usize>,
-}
 
 /// Flags of `backprop train`. With none, this is the book's run: 784-50-10, SGD 0.1,
 /// batch 100 sampled with replacement, 10,000 iterations, an evaluation every epoch.
@@ -149,9 +136,6 @@ enum SamplingArg {
     Shuffle,
 }
 
-/// The checkpoint file in an output folder.
-const CHECKPOINT: &str = "checkpoint.safetensors";
-
 pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
         backprop::machinery::parallel::set_threads(threads);
@@ -173,63 +157,18 @@ pub fn run(args: &Args) -> super::Outcome {
         }
         Start::From(net) => Trainer::new(*net, optimizer, data, config_from(args, data))?,
     };
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    // A run killed while writing leaves its temporary files; they hold nothing to keep.
-    remove_stale_temporaries(&out)?;
-    // A folder that cannot be written is found now, not after hours of training.
-    tempfile::tempfile_in(&out).map_err(|e| Error::io(&out, e))?;
-    let mut info = ModelInfo {
-        net: settings.net.clone(),
-        normalisation: PIXEL_NORMALISATION.into(),
-        input_shape: Some((data.train.rows, data.train.cols)),
-        class_names: data.class_names.clone(),
-        dataset: Some(data.name.clone()),
-        test_accuracy: None,
-        checkpoint: None,
-        assumed: Vec::new(),
-    };
-    let mut log = match &args.log {
-        Some(path) => Some(
-            OpenOptions::new()
-                .create(true)
-                .append(args.resume.is_some())
-                .write(true)
-                .truncate(args.resume.is_none())
-                .open(path)
-                .map(std::io::BufWriter::new)
-                .map_err(|e| Error::io(path, e))?,
-        ),
-        None => None,
-    };
-
-    let config = *trainer.config();
-    eprintln!(
-        "training {} on {} ({}), {}, batch {}, {} iterations{} → {}",
-        match &args.init_from {
-            Some(file) => format!(
-                "{} from the weights of {}",
-                settings.net.layout(),
-                file.display()
-            ),
-            None => settings.net.to_string(),
-        },
-        data.name,
-        data.source,
-        settings.optimizer,
-        config.batch,
-        config.iters,
-        match trainer.iteration() {
-            0 => String::new(),
-            i => format!(", resuming at {i}"),
-        },
-        out.display()
-    );
+    prepare_out_dir(&out)?;
+    let mut log = Log::open(args.log.as_deref(), args.resume.is_some())?;
+    announce(args, &settings, data, &trainer, &out);
     for record in trainer.history() {
         print_record(record);
     }
-    let bar = progress_bar(config.iters as u64, trainer.iteration() as u64, args.quiet);
-    let mut log_error = None;
-    let mut observe = |event: Event<'_>| match event {
+    let bar = progress_bar(
+        trainer.config().iters as u64,
+        trainer.iteration() as u64,
+        args.quiet,
+    );
+    let observe = |event: Event<'_>| match event {
         Event::Step { iter, loss } => {
             bar.set_position(iter as u64 + 1);
             if iter % 10 == 0 {
@@ -238,58 +177,100 @@ pub fn run(args: &Args) -> super::Outcome {
         }
         Event::Evaluated(r) => {
             bar.suspend(|| print_record(r));
-            if let Some(log) = log.as_mut() {
-                let line = super::json(r);
-                if let Err(e) = writeln!(log, "{line}") {
-                    log_error.get_or_insert(e);
-                }
-            }
+            log.write(r);
         }
     };
-    let extra = HashMap::from([("run".to_string(), super::json(&settings))]);
-    let every = settings.checkpoint_every.unwrap_or(usize::MAX);
-    let mut result = Ok(());
-    while result.is_ok() && trainer.iteration() < config.iters {
-        let next = (trainer.iteration() / every + 1).saturating_mul(every);
-        result = trainer.run_until(next, &mut observe);
-        if result.is_ok() && trainer.iteration() < config.iters && trainer.iteration() % every == 0
-        {
-            let bytes = trainer.checkpoint(&info, &extra);
-            result = write_atomically(&out.join(CHECKPOINT), &bytes);
-        }
-    }
+    let info = model_info(&settings.net, data);
+    let outcome = trainer.run_checkpointed(&out, &info, &settings, observe);
     bar.finish_and_clear();
-    info.test_accuracy = backprop::train::accuracy_of_current_weights(&trainer);
-
-    // The results are written as one set: a failure leaves the previous set untouched.
-    let (metrics, curves) = (out.join("metrics.csv"), out.join("curves.png"));
-    let csv = metrics_csv(trainer.history());
-    let png = backprop::plot::training_curves(&curves, trainer.losses(), trainer.history())?;
-    let mut results: Vec<(&Path, &[u8])> = vec![(&metrics, csv.as_bytes()), (&curves, &png)];
-    match result {
-        Ok(()) => {}
-        // A checkpoint that could not be written: so would the results be.
-        Err(e @ Error::Io { .. }) => return Err(e),
-        Err(e) => {
-            // The curves up to where the run stopped (diverged) are kept when they can be; the
-            // error that stopped it is the one reported.
-            let _ = write_together(&results);
-            return Err(e);
-        }
-    }
-    let (model_path, model) = (
-        out.join("model.safetensors"),
-        encode_model(&mut trainer.net, &info),
-    );
-    results.push((&model_path, &model));
-    write_together(&results)?;
-    if let (Some(path), Some(log)) = (&args.log, log.as_mut()) {
-        if let Some(e) = log_error.take().or_else(|| log.flush().err()) {
-            return Err(Error::io(path, e));
-        }
-    }
+    save_results(&out, &mut trainer, &info, outcome)?;
+    log.finish()?;
     eprintln!("saved {}", out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the output folder, clears what a killed run left there, and checks that it can
+/// be written now rather than after hours of training.
+fn prepare_out_dir(out: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    remove_stale_temporaries(out)?;
+    tempfile::tempfile_in(out).map_err(|e| Error::io(out, e))?;
+    Ok(())
+}
+
+/// The first line: what trains on what, how, and where the results go.
+fn announce(
+    args: &Args,
+    settings: &RunSettings,
+    data: &Dataset,
+    trainer: &Trainer<'_, f32, Box<dyn Optimizer<f32>>>,
+    out: &Path,
+) {
+    let net = match &args.init_from {
+        Some(file) => format!(
+            "{} from the weights of {}",
+            settings.net.layout(),
+            file.display()
+        ),
+        None => settings.net.to_string(),
+    };
+    let resuming = match trainer.iteration() {
+        0 => String::new(),
+        i => format!(", resuming at {i}"),
+    };
+    let config = trainer.config();
+    eprintln!(
+        "training {net} on {} ({}), {}, batch {}, {} iterations{resuming} → {}",
+        data.name,
+        data.source,
+        settings.optimizer,
+        config.batch,
+        config.iters,
+        out.display()
+    );
+}
+
+/// `--log FILE`: one JSON object per evaluation, appended to when resuming. A write that
+/// fails is reported at the end, not in the middle of the run.
+struct Log {
+    file: Option<(PathBuf, std::io::BufWriter<std::fs::File>)>,
+    error: Option<std::io::Error>,
+}
+
+impl Log {
+    fn open(path: Option<&Path>, append: bool) -> Result<Log, Error> {
+        let file = match path {
+            Some(path) => {
+                let file = OpenOptions::new()
+                    .create(true)
+                    .append(append)
+                    .write(true)
+                    .truncate(!append)
+                    .open(path)
+                    .map_err(|e| Error::io(path, e))?;
+                Some((path.to_path_buf(), std::io::BufWriter::new(file)))
+            }
+            None => None,
+        };
+        Ok(Log { file, error: None })
+    }
+
+    fn write(&mut self, record: &Record) {
+        if let Some((_, file)) = self.file.as_mut() {
+            if let Err(e) = writeln!(file, "{}", super::json(record)) {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn finish(mut self) -> Result<(), Error> {
+        if let Some((path, file)) = self.file.as_mut() {
+            if let Some(e) = self.error.take().or_else(|| file.flush().err()) {
+                return Err(Error::io(&*path, e));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Where a run's net comes from.
@@ -317,41 +298,18 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         }
         None => None,
     };
-    let conv = match &given {
-        Some((net, _)) => !matches!(net, Architecture::Mlp(_)),
-        None => args.model != ModelArg::Mlp,
+    let kind = match &given {
+        Some((net, _)) => net.kind(),
+        None => args.model.into(),
     };
-    let kind = args.optimizer.unwrap_or(if conv {
-        OptimizerKind::Adam
-    } else {
-        OptimizerKind::Sgd
-    });
-    let lr = args.lr.unwrap_or(match kind {
-        OptimizerKind::Sgd => 0.1,
-        other => other.default_lr(),
-    });
-    let adamw = kind == OptimizerKind::AdamW;
-    let mut optimizer = OptimizerSpec {
-        momentum: args.momentum,
-        decay_rate: args.decay_rate,
-        beta1: args.beta1,
-        beta2: args.beta2,
-        ..OptimizerSpec::new(kind).with_lr(lr)
-    };
-    let weight_decay = match (adamw, args.weight_decay) {
-        (true, Some(lambda)) => {
-            optimizer.weight_decay = lambda;
-            0.0
-        }
-        (_, lambda) => lambda.unwrap_or(0.0),
-    };
-    if conv {
+    let recipe = recipe_from(args, kind);
+    if kind != ModelKind::Mlp {
         let mlp_only = [
             ("--net", args.net.is_some()),
             ("--activation", args.activation.is_some() && given.is_none()),
             ("--batch-norm", args.batch_norm),
             ("--dropout", args.dropout.is_some()),
-            ("--weight-decay", weight_decay > 0.0),
+            ("--weight-decay", recipe.l2 > 0.0),
         ];
         if let Some((flag, _)) = mlp_only.iter().find(|(_, given)| *given) {
             return Err(Error::Invalid(format!(
@@ -362,25 +320,50 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
     let (net, start) = match given {
         Some((Architecture::Mlp(mut mlp), mut net)) => {
             // Fine-tuning adds its own L2 term to the loss, not the one the weights had.
-            mlp.weight_decay = weight_decay;
-            net.set_weight_decay(weight_decay);
+            mlp.weight_decay = recipe.l2;
+            net.set_weight_decay(recipe.l2);
             (Architecture::Mlp(mlp), Start::From(Box::new(net)))
         }
         Some((conv, net)) => (conv, Start::From(Box::new(net))),
-        None => (flag_net(args, weight_decay, &data)?, Start::Fresh),
+        None => (flag_net(args, recipe.l2, &data)?, Start::Fresh),
     };
     let settings = RunSettings {
         net,
-        optimizer,
+        optimizer: recipe.optimizer,
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
         checkpoint_every: args.checkpoint_every,
     };
-    let out = match &args.out {
-        Some(out) => out.clone(),
-        None => default_out_dir(),
-    };
+    let out = args.out.clone().unwrap_or_else(default_out_dir);
     Ok((settings, out, data, start))
+}
+
+/// The book's recipe for `kind` with the flags' choices on top.
+fn recipe_from(args: &Args, kind: ModelKind) -> Recipe {
+    let mut recipe = Recipe::book(kind);
+    if let Some(optimizer) = args.optimizer {
+        recipe = recipe.with_optimizer(optimizer);
+    }
+    if let Some(lr) = args.lr {
+        recipe = recipe.with_lr(lr);
+    }
+    let spec = &mut recipe.optimizer;
+    (spec.momentum, spec.decay_rate) = (args.momentum, args.decay_rate);
+    (spec.beta1, spec.beta2) = (args.beta1, args.beta2);
+    match args.weight_decay {
+        Some(lambda) => recipe.with_weight_decay(lambda),
+        None => recipe,
+    }
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(model: ModelArg) -> Self {
+        match model {
+            ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::SimpleConv => ModelKind::SimpleConv,
+            ModelArg::DeepConv => ModelKind::DeepConv,
+        }
+    }
 }
 
 /// The net the flags describe (`--model`, `--net`, `--activation`, …), drawn from the seed.
@@ -412,21 +395,7 @@ fn flag_net(args: &Args, weight_decay: f64, data: &Dataset) -> Result<Architectu
 }
 
 fn resume_input(dir: &Path) -> Result<Input, Error> {
-    let path = dir.join(CHECKPOINT);
-    let file = TensorFile::read(&path)?;
-    let settings: RunSettings = match file.metadata.get("run") {
-        Some(json) => serde_json::from_str(json).map_err(|e| Error::Model {
-            path: path.clone(),
-            what: format!("run settings: {e}"),
-        })?,
-        None => {
-            return Err(Error::Model {
-                path,
-                what: "not a checkpoint of `backprop train`: no run settings in its metadata"
-                    .into(),
-            });
-        }
-    };
+    let (settings, file, path) = RunSettings::of_checkpoint(dir)?;
     let known = settings
         .dataset
         .as_deref()
@@ -458,18 +427,6 @@ fn print_record(r: &Record) {
         "epoch {:>3}  iter {:>6}  loss {:.4}  train acc, test acc | {:.4}, {:.4}",
         r.epoch, r.iter, r.loss, r.train_acc, r.test_acc
     );
-}
-
-/// `metrics.csv`: one row per evaluation.
-fn metrics_csv(history: &[Record]) -> String {
-    let mut csv = String::from("epoch,iter,loss,train_acc,test_acc,elapsed_s\n");
-    for r in history {
-        csv.push_str(&format!(
-            "{},{},{},{},{},{:.3}\n",
-            r.epoch, r.iter, r.loss, r.train_acc, r.test_acc, r.elapsed_s
-        ));
-    }
-    csv
 }
 
 /// `runs/YYYYMMDD-HHMMSS` (UTC), with `-2`, `-3`, … when taken.

@@ -26,10 +26,10 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use backprop::data::{Dataset, Sampling};
-use backprop::{Error, Result};
 use backprop::net::{Architecture, Init, MultiLayerNet, SimpleConvNet};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, TrainConfig, Trainer};
+use backprop::{Error, Result};
 
 /// A benchmark workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,127 @@
+//! Evaluation on a whole split: accuracy, mean loss and confusion matrix, in blocks shared
+//! among the cores.
+
+use ndarray::NdFloat;
+
+use crate::data::{Batch, Split};
+use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
+use crate::layers::Mode;
+use crate::machinery::parallel;
+use crate::net::Sequential;
+
+/// Accuracy, mean loss and confusion matrix of a net on a split.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Evaluation {
+    /// Fraction classified correctly (NaN for an empty split).
+    pub accuracy: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Number of examples.
+    pub n: usize,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Runs `net` in inference mode over all of `split` in blocks of [`Sequential::eval_rows`]
+/// rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
+///
+/// The blocks are shared among the kernel threads ([`crate::machinery::parallel::threads`]): the calling
+/// thread runs `net` itself, each other thread a copy of it, every one with its kernels on
+/// that thread alone. Each block is computed the same way whatever thread runs it, so results
+/// do not depend on the thread count. Memory is a block's buffers per thread (about 1 MB for
+/// an MLP) plus the copies, whatever the split size.
+pub fn map_blocks<A: NdFloat, R: Send>(
+    net: &mut Sequential<A>,
+    split: &Split,
+    f: impl Fn(&mut ndarray::Array2<A>, &[usize]) -> R + Sync,
+) -> Vec<R> {
+    let rows = net.eval_rows();
+    let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
+    let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
+    let per_thread = starts.len().div_ceil(parallel::threads()).max(1);
+    let groups: Vec<_> = starts
+        .chunks(per_thread)
+        .zip(results.chunks_mut(per_thread))
+        .collect();
+    // One group per thread: the calling thread's runs `net` itself, every other one a copy.
+    let mut copies: Vec<Sequential<A>> = (1..groups.len()).map(|_| net.clone()).collect();
+    let jobs: Vec<_> = std::iter::once(net)
+        .chain(copies.iter_mut())
+        .zip(groups)
+        .collect();
+    parallel::parallel_each(jobs, |(net, (starts, out))| {
+        parallel::one_thread_each(|| {
+            let mut batch = Batch::<A>::default();
+            let mut indices = Vec::with_capacity(rows);
+            for (&start, slot) in starts.iter().zip(out) {
+                indices.clear();
+                indices.extend(start..(start + rows).min(split.len()));
+                batch.gather(split, &indices);
+                let mut scores = net.predict(batch.x.view().into_dyn(), Mode::Eval);
+                *slot = Some(f(&mut scores, &batch.t));
+            }
+        });
+    });
+    results.into_iter().flatten().collect()
+}
+
+/// A block's share of an [`Evaluation`].
+struct Counts {
+    /// `(true, predicted)` per example.
+    pairs: Vec<(usize, usize)>,
+    /// The sum of the examples' cross-entropies.
+    loss_sum: f64,
+}
+
+/// Evaluates `net` on all of `split` (see [`map_blocks`]).
+pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usize) -> Evaluation {
+    let blocks = map_blocks(net, split, |y, labels| {
+        let pairs: Vec<(usize, usize)> = y
+            .rows()
+            .into_iter()
+            .zip(labels)
+            .map(|(row, &t)| (t, argmax(row.iter().copied())))
+            .collect();
+        softmax_in_place(y);
+        // Targets own their labels: a copy of the block's.
+        let targets = Targets::Indices(labels.to_vec());
+        let mean = cross_entropy_error(y.view(), &targets)
+            .to_f64()
+            .unwrap_or(f64::NAN);
+        Counts {
+            pairs,
+            loss_sum: mean * labels.len() as f64,
+        }
+    });
+    let mut confusion = vec![vec![0; classes]; classes];
+    let (mut loss_sum, mut correct) = (0.0, 0);
+    for block in blocks {
+        for (t, predicted) in block.pairs {
+            confusion[t][predicted.min(classes - 1)] += 1;
+            correct += usize::from(predicted == t);
+        }
+        loss_sum += block.loss_sum;
+    }
+    let n = split.len();
+    Evaluation {
+        accuracy: if n == 0 {
+            f64::NAN
+        } else {
+            correct as f64 / n as f64
+        },
+        loss: loss_sum / n.max(1) as f64,
+        n,
+        confusion,
+    }
+}
+
+/// The predicted class of every example of `split`, in order.
+pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<usize> {
+    map_blocks(net, split, |y, _| {
+        y.rows()
+            .into_iter()
+            .map(|row| argmax(row.iter().copied()))
+            .collect::<Vec<_>>()
+    })
+    .concat()
+}

@@ -1,0 +1,300 @@
+//! The training loop of §4.5 and §5.7.4: mini-batch SGD with an evaluation on the full
+//! training and test sets at every epoch boundary.
+//!
+//! ```text
+//! for i in 0..iters:
+//!     batch ← sample(train, batch_size)            with replacement, as np.random.choice
+//!     loss  ← net.gradient(batch)                  forward, then backward in reverse order
+//!     optimizer.update(net.params)                 W ← W − η·∂L/∂W for SGD
+//!     if i % eval_every == 0: record train and test accuracy
+//! ```
+
+mod checkpoint;
+mod evaluate;
+mod recipe;
+mod results;
+
+pub use checkpoint::{CHECKPOINT_FILE, RunSettings};
+pub use evaluate::{Evaluation, evaluate, map_blocks, predictions};
+pub use recipe::Recipe;
+pub use results::{MODEL_FILE, metrics_csv, model_info, save_results};
+
+use std::time::Instant;
+
+use ndarray::NdFloat;
+
+use crate::data::{Batch, Dataset, Sampler, Sampling, prefetch};
+use crate::error::{Error, Result};
+use crate::functions::Targets;
+use crate::net::Sequential;
+use crate::optim::Optimizer;
+use crate::pause_points::pause;
+
+/// The schedule of a training run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Number of update steps.
+    pub iters: usize,
+    /// Examples per mini-batch.
+    pub batch: usize,
+    /// Evaluate after the update of every iteration `i` with `i % eval_every == 0`; `None`:
+    /// never (for timing the training steps alone).
+    pub eval_every: Option<usize>,
+    /// How batches are drawn.
+    pub sampling: Sampling,
+    /// Seeds the batch sampler (the net is seeded where it is built).
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The book's chapter-5 run on a training set of `train_size`: 10,000 iterations of
+    /// batch 100 sampled with replacement, evaluated every epoch of `train_size / 100`
+    /// iterations (600 on MNIST, so 17 evaluations).
+    pub fn book(train_size: usize) -> Self {
+        TrainConfig {
+            iters: 10_000,
+            batch: 100,
+            eval_every: Some((train_size / 100).max(1)),
+            sampling: Sampling::WithReplacement,
+            seed: 0,
+        }
+    }
+}
+
+/// One evaluation during training: a line of the book's output and of the log file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// Evaluations so far, counting from 0 (the book's epoch lines).
+    pub epoch: usize,
+    /// The iteration after whose update this was taken.
+    pub iter: usize,
+    /// The mean mini-batch loss since the previous evaluation.
+    pub loss: f64,
+    /// Accuracy on the whole training split.
+    pub train_acc: f64,
+    /// Accuracy on the whole test split.
+    pub test_acc: f64,
+    /// Seconds of training so far.
+    pub elapsed_s: f64,
+}
+
+/// What a running training reports to its observer.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// An iteration finished with this mini-batch loss.
+    Step {
+        /// The iteration, from 0.
+        iter: usize,
+        /// Its mini-batch loss.
+        loss: f64,
+    },
+    /// An evaluation finished.
+    Evaluated(&'a Record),
+}
+
+/// Room reserved up front for the losses of this many iterations (8 MB), so that a step
+/// allocates nothing (`tests/allocations.rs`); longer runs grow the list by doubling, and an
+/// absurd `--iters` reserves no more than this.
+const LOSSES_RESERVED: usize = 1 << 20;
+
+/// A training run in progress: net, optimizer, data, schedule and position.
+pub struct Trainer<'d, A: NdFloat, O> {
+    /// The net being trained.
+    pub net: Sequential<A>,
+    /// The update rule.
+    pub optimizer: O,
+    data: &'d Dataset,
+    config: TrainConfig,
+    sampler: Sampler,
+    batch: Batch<A>,
+    indices: Vec<usize>,
+    /// The indices of the next batch, prefetched.
+    upcoming: Vec<usize>,
+    iter: usize,
+    history: Vec<Record>,
+    /// The mini-batch loss of every iteration so far (the book's `train_loss_list`).
+    losses: Vec<f64>,
+    loss_since_eval: (f64, usize),
+    elapsed_before: f64,
+}
+
+impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
+    /// Prepares a run, checking that the net fits the data and the schedule makes sense.
+    ///
+    /// # Errors
+    /// When the net's input or output width does not match the data set, or the batch size
+    /// or evaluation interval is zero, or the batch is larger than the training set.
+    pub fn new(
+        mut net: Sequential<A>,
+        optimizer: O,
+        data: &'d Dataset,
+        config: TrainConfig,
+    ) -> Result<Self> {
+        if config.batch == 0 || config.eval_every == Some(0) {
+            return Err(Error::Invalid(
+                "the batch size and evaluation interval must be at least 1".into(),
+            ));
+        }
+        if config.batch > data.train.len() {
+            return Err(Error::Invalid(format!(
+                "batch size {} is larger than the {} training images of {}",
+                config.batch,
+                data.train.len(),
+                data.name
+            )));
+        }
+        check_fits(&mut net, data)?;
+        Ok(Trainer {
+            net,
+            optimizer,
+            data,
+            sampler: Sampler::new(config.sampling, data.train.len(), config.seed),
+            config,
+            batch: Batch::default(),
+            indices: Vec::with_capacity(config.batch),
+            upcoming: Vec::with_capacity(config.batch),
+            iter: 0,
+            history: Vec::new(),
+            losses: Vec::with_capacity(config.iters.min(LOSSES_RESERVED)),
+            loss_since_eval: (0.0, 0),
+            elapsed_before: 0.0,
+        })
+    }
+
+    /// The mini-batch loss of every iteration so far.
+    pub fn losses(&self) -> &[f64] {
+        &self.losses
+    }
+
+    /// The next iteration to run, from 0.
+    pub fn iteration(&self) -> usize {
+        self.iter
+    }
+
+    /// The evaluations so far.
+    pub fn history(&self) -> &[Record] {
+        &self.history
+    }
+
+    /// The schedule.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Runs the remaining iterations, reporting each step and evaluation to `observe`.
+    ///
+    /// # Errors
+    /// [`Error::Diverged`] when a loss is NaN or infinite; the net is then left as it was
+    /// after the last good update of the failing iteration's predecessor.
+    pub fn run(&mut self, observe: impl FnMut(Event<'_>)) -> Result<()> {
+        self.run_until(self.config.iters, observe)
+    }
+
+    /// Runs iterations until `iteration() == until` (or the end of the schedule).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_until(&mut self, until: usize, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
+        let started = Instant::now();
+        let until = until.min(self.config.iters);
+        let result = self.steps(until, started, &mut observe);
+        self.elapsed_before += started.elapsed().as_secs_f64();
+        result
+    }
+
+    /// Iterations up to `until`; `started` is when this stretch of training began.
+    fn steps(
+        &mut self,
+        until: usize,
+        started: Instant,
+        observe: &mut impl FnMut(Event<'_>),
+    ) -> Result<()> {
+        while self.iter < until {
+            let i = self.iter;
+            self.sampler
+                .next_batch(self.config.batch, &mut self.indices);
+            self.batch.gather(&self.data.train, &self.indices);
+            // The next batch's images load while this one is computed.
+            self.sampler.upcoming(self.config.batch, &mut self.upcoming);
+            prefetch(&self.data.train, &self.upcoming);
+            // The labels lend their buffer to the targets and get it back: no copy.
+            let targets = Targets::Indices(std::mem::take(&mut self.batch.t));
+            let loss = self.net.gradient(self.batch.x.view().into_dyn(), &targets);
+            if let Targets::Indices(labels) = targets {
+                self.batch.t = labels;
+            }
+            let loss = loss.to_f64().unwrap_or(f64::NAN);
+            if !loss.is_finite() {
+                return Err(Error::Diverged { iteration: i, loss });
+            }
+            self.optimizer.step(&mut self.net);
+            self.iter += 1;
+            self.losses.push(loss);
+            self.loss_since_eval.0 += loss;
+            self.loss_since_eval.1 += 1;
+            observe(Event::Step { iter: i, loss });
+            pause(|| format!("iter {i}"));
+            if self.config.eval_every.is_some_and(|every| i % every == 0) {
+                let record =
+                    self.evaluate_now(self.elapsed_before + started.elapsed().as_secs_f64());
+                self.history.push(record);
+                observe(Event::Evaluated(self.history.last().expect("just pushed")));
+                pause(|| format!("evaluated {i}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The test accuracy of the net as it is now, when the last evaluation came after the
+    /// last update (otherwise unknown without evaluating).
+    pub fn test_accuracy_now(&self) -> Option<f64> {
+        self.history
+            .last()
+            .filter(|r| r.iter + 1 == self.iter)
+            .map(|r| r.test_acc)
+    }
+
+    fn evaluate_now(&mut self, elapsed_s: f64) -> Record {
+        let classes = self.data.classes();
+        let train = evaluate(&mut self.net, &self.data.train, classes);
+        let test = evaluate(&mut self.net, &self.data.test, classes);
+        let (sum, count) = std::mem::take(&mut self.loss_since_eval);
+        Record {
+            epoch: self.history.len(),
+            iter: self.iter - 1,
+            loss: sum / count.max(1) as f64,
+            train_acc: train.accuracy,
+            test_acc: test.accuracy,
+            elapsed_s,
+        }
+    }
+}
+
+/// Checks that `net` maps the data set's images to its classes.
+///
+/// # Errors
+/// Naming both widths when they differ.
+pub fn check_fits<A: NdFloat>(net: &mut Sequential<A>, data: &Dataset) -> Result<()> {
+    let (inputs, outputs) = net
+        .io_widths()
+        .ok_or_else(|| Error::Invalid("the net has no layers with weights".into()))?;
+    if inputs != data.input_size() {
+        return Err(Error::Invalid(format!(
+            "the net takes {inputs} inputs but {} images have {}×{} = {} pixels; use a net spec starting with {}",
+            data.name,
+            data.train.rows,
+            data.train.cols,
+            data.input_size(),
+            data.input_size()
+        )));
+    }
+    if outputs != data.classes() {
+        return Err(Error::Invalid(format!(
+            "the net has {outputs} outputs but {} has {} classes; use a net spec ending with {}",
+            data.name,
+            data.classes(),
+            data.classes()
+        )));
+    }
+    Ok(())
+}
