@@ -33,8 +33,9 @@
 //! | §5.1–5.4 computational graphs, Mul/Add layers | [`graph`], [`layers::MulLayer`], [`layers::AddLayer`] | `ch05_buy_apple`, `ch05_buy_apple_orange`, `backprop apple` |
 //! | §5.5–5.6 ReLU, Sigmoid, Affine, Softmax-with-Loss | [`layers`] | |
 //! | §5.7.2 `TwoLayerNet` | [`net`] | |
-//! | §5.7.3 gradient check | [`net::Sequential::gradient_check`] | `ch05_gradient_check`, `backprop gradcheck` |
+//! | §5.7.3 gradient check | [`gradient::check_net`] (as [`net::Sequential::gradient_check`]) | `ch05_gradient_check`, `backprop gradcheck` |
 //! | §5.7.4 training with backprop | [`train`], [`optim`], [`data`] | `ch05_train_neuralnet`, `backprop train` |
+//! | how each net trains by default (optimizer, learning rate, weight decay) | [`train::Recipe`] | `backprop train --model …` |
 //! | model files, figures | [`io`], [`plot`] | `backprop eval`, `backprop predict` |
 //! | the book's pickled weights (`sample_weight.pkl`, `params.pkl`, …) | [`io::pickle`], [`io::LoadOptions`] | `backprop convert`, `--model FILE.pkl`, `train --init-from` |
 //! | §6.1 optimizers (SGD … Adam, AdamW) | [`optim`] | `ch06_optimizer_compare_mnist`, `backprop experiment optimizer-compare` |
@@ -44,14 +45,15 @@
 //! | §6.5 hyper-parameter search | [`experiments::random_search`], [`data::Dataset::validation_split`] | `ch06_hyperparameter_optimization` |
 //! | §7.2–7.4 convolution, pooling, im2col | [`layers::Convolution`], [`layers::Pooling`], [`layers::im2col`] | |
 //! | §7.5 `SimpleConvNet`, §8.1 `DeepConvNet` | [`net::SimpleConvNet`], [`net::DeepConvNet`] | `ch07_train_convnet`, `ch08_train_deepnet`, `backprop train --model simple-conv\|deep-conv` |
+//! | what makes it fast (skip on a first reading) | [`machinery`] | `backprop bench` |
 //! | §7.6, §8.1 what the nets learned | [`plot::first_layer_tiles`], [`train::predictions`] | `ch07_visualize_filter`, `ch08_misclassified_mnist`, `backprop visualize-filters`, `backprop misclassified` |
 //!
 //! ## numpy line → this crate
 //!
 //! | the book's numpy | here |
 //! |---|---|
-//! | `np.dot(x, W) + b` | [`layers::Affine`] forward: `x.dot(&w) + &b` |
-//! | `self.db = np.sum(dout, axis=0)` | `dout.sum_axis(Axis(0))`: the column sum |
+//! | `np.dot(x, W) + b` | [`layers::Affine`] forward: `Y = b`, then `Y += X·W` ([`machinery::linalg::matmul`]) |
+//! | `self.db = np.sum(dout, axis=0)` | `∂L/∂b = Σₙ ∂L/∂Y`: the column sum, the rows added in order |
 //! | `self.mask = (x <= 0); out[self.mask] = 0` | [`layers::Relu`] keeps `[x > 0]` as `bool`s |
 //! | `layers.reverse()` in `gradient` | [`net::Sequential::gradient`] walks `iter_mut().rev()` |
 //! | `(self.y - self.t) / batch_size` | [`layers::SoftmaxWithLoss::backward`], one-hot or index labels |

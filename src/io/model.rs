@@ -186,17 +186,14 @@ pub fn model_from(
         // The optimizer's state and the losses are for resuming; the weights are the model.
         file.tensors.retain(|(name, _)| !is_trainer_tensor(name));
     }
-    // Checkpoints written before the position was recorded load as plain models.
-    let checkpoint = match file.metadata.get(CHECKPOINT_KEY) {
-        Some(text) => Some(parse_position(text).ok_or_else(|| {
-            Error::model(
-                path,
-                format!("metadata checkpoint {text:?} is not ITERATION/ITERS"),
-            )
-        })?),
-        None => None,
-    };
-    let (net, assumed) = architecture(&file, path, options)?;
+    let info = info_from(&file, path, options)?;
+    let net = net_from(file, &info, path, options.seed)?;
+    Ok((net, info))
+}
+
+/// What the file says of itself, and what its tensors' shapes tell where it says nothing.
+fn info_from(file: &TensorFile, path: &Path, options: LoadOptions) -> Result<ModelInfo> {
+    let (net, assumed) = architecture(file, path, options)?;
     let meta = &file.metadata;
     let outputs = net.outputs();
     let class_names: Vec<String> = match meta.get("classes") {
@@ -213,36 +210,47 @@ pub fn model_from(
             ),
         ));
     }
-    let input_shape = match meta.get("input_shape") {
-        Some(text) => Some(parse_shape(text).ok_or_else(|| {
-            Error::model(
-                path,
-                format!("metadata input_shape {text:?} is not ROWSxCOLS"),
-            )
-        })?),
-        None => None,
-    };
-    let info = ModelInfo {
+    let entry = |key, form| (meta, key, form, path);
+    Ok(ModelInfo {
         normalisation: meta
             .get("normalisation")
             .cloned()
             .unwrap_or_else(|| PIXEL_NORMALISATION.into()),
         dataset: meta.get("dataset").cloned(),
-        test_accuracy: match meta.get("test_accuracy") {
-            Some(text) => Some(text.parse::<f64>().map_err(|_| {
-                Error::model(
-                    path,
-                    format!("metadata test_accuracy {text:?} is not a number"),
-                )
-            })?),
-            None => None,
-        },
-        checkpoint,
+        test_accuracy: metadata(entry("test_accuracy", "a number"), |t| {
+            t.parse::<f64>().ok()
+        })?,
+        // Checkpoints written before the position was recorded load as plain models.
+        checkpoint: metadata(entry(CHECKPOINT_KEY, "ITERATION/ITERS"), parse_position)?,
+        input_shape: metadata(entry("input_shape", "ROWSxCOLS"), parse_shape)?,
         assumed,
         net,
-        input_shape,
         class_names,
-    };
+    })
+}
+
+/// The metadata entry `key` of the map, parsed, or an error saying it is not `form`; `None`
+/// when absent.
+fn metadata<T>(
+    (meta, key, form, path): (&HashMap<String, String>, &str, &str, &Path),
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    meta.get(key)
+        .map(|text| {
+            parse(text)
+                .ok_or_else(|| Error::model(path, format!("metadata {key} {text:?} is not {form}")))
+        })
+        .transpose()
+}
+
+/// The net of `info`, its parameters and buffers taken from `file`, which must hold them
+/// all and nothing else.
+fn net_from(
+    mut file: TensorFile,
+    info: &ModelInfo,
+    path: &Path,
+    seed: u64,
+) -> Result<Sequential<f32>> {
     // Metadata may claim any size: build at most what the file's own values could fill, or
     // a small net (whose missing tensors are then named one by one below).
     let held: usize = file.tensors.iter().map(|(_, a)| a.len()).sum();
@@ -261,7 +269,7 @@ pub fn model_from(
     }
     let mut net = info
         .net
-        .build::<f32>(options.seed)
+        .build::<f32>(seed)
         .map_err(|e| Error::model(path, e.to_string()))?;
     let mut shapes: Vec<(String, IxDyn)> = net
         .params_mut()
@@ -275,7 +283,7 @@ pub fn model_from(
     );
     let mut values = Vec::with_capacity(shapes.len());
     for (name, shape) in shapes {
-        let value = take_tensor(&mut file, &name, &shape, &info, path)?;
+        let value = take_tensor(&mut file, &name, &shape, info, path)?;
         values.push((name, value));
     }
     set_tensors(&mut net, values);
@@ -296,7 +304,7 @@ pub fn model_from(
             ),
         ));
     }
-    Ok((net, info))
+    Ok(net)
 }
 
 /// What a file whose tensors include `extra` (names the net does not have) seems to be, and

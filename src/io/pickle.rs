@@ -438,211 +438,268 @@ impl<'a> Machine<'a> {
         }
         loop {
             let at = self.at;
-            let op = self.u8()?;
-            match op {
+            match self.u8()? {
                 b'.' => return Ok((self.pop()?, self.budget)),
-                0x95 => {
-                    // FRAME: a length hint for buffered reading; the frame must be there.
-                    let n = self.u64()?;
-                    if n > (self.input.len() - self.at) as u64 {
-                        return Err(format!(
-                            "a FRAME at byte {at} runs past the end of the file"
-                        ));
-                    }
-                }
-                0x80 => return Err(format!("a second PROTO at byte {at}")),
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.since_mark()?;
-                }
-                b'2' => {
-                    let value = self.top()?.clone();
-                    self.push(value)?;
-                }
-                b'N' => self.push(Value::None)?,
-                0x88 => self.push(Value::Bool(true))?,
-                0x89 => self.push(Value::Bool(false))?,
-                b'J' => {
-                    let v = i32::from_le_bytes(self.le()?);
-                    self.push(Value::Int(i64::from(v)))?;
-                }
-                b'G' => {
-                    self.take(8, "a float")?;
-                    self.push(Value::Float)?;
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(Value::Int(i64::from(v)))?;
-                }
-                b'M' => {
-                    let v = u16::from_le_bytes(self.le()?);
-                    self.push(Value::Int(i64::from(v)))?;
-                }
-                0x8a => {
-                    // LONG1: a little-endian two's-complement integer of n bytes.
-                    let n = self.u8()?;
-                    let bytes = self.take(u64::from(n), "a LONG1")?;
-                    if n > 8 {
-                        return Err(format!("an integer of {n} bytes at byte {at}"));
-                    }
-                    let mut v: i64 = 0;
-                    for (i, &b) in bytes.iter().enumerate() {
-                        v |= i64::from(b) << (8 * i);
-                    }
-                    if (1..8).contains(&n) && bytes[usize::from(n) - 1] & 0x80 != 0 {
-                        v -= 1i64 << (8 * n);
-                    }
-                    self.push(Value::Int(v))?;
-                }
-                0x8c => {
-                    let n = self.u8()?;
-                    let v = self.text(u64::from(n))?;
-                    self.push(v)?;
-                }
-                b'X' => {
-                    let n = self.u32()?;
-                    let v = self.text(u64::from(n))?;
-                    self.push(v)?;
-                }
-                0x8d => {
-                    let n = self.u64()?;
-                    let v = self.text(n)?;
-                    self.push(v)?;
-                }
-                b'C' => {
-                    let n = self.u8()?;
-                    let v = self.bytes(u64::from(n))?;
-                    self.push(v)?;
-                }
-                b'B' => {
-                    let n = self.u32()?;
-                    let v = self.bytes(u64::from(n))?;
-                    self.push(v)?;
-                }
-                0x8e | 0x96 => {
-                    // BINBYTES8, BYTEARRAY8
-                    let n = self.u64()?;
-                    let v = self.bytes(n)?;
-                    self.push(v)?;
-                }
-                b')' => self.push(Value::Tuple(Rc::new([]), 1))?,
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    self.grow(n)?;
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(self.pop()?);
-                    }
-                    items.reverse();
-                    self.push(tuple_of(items)?)?;
-                }
-                b't' => {
-                    let items = self.since_mark()?;
-                    self.grow(items.len())?;
-                    self.push(tuple_of(items)?)?;
-                }
-                b']' => self.push(Value::List(Rc::default()))?,
-                b'l' => {
-                    let items = self.since_mark()?;
-                    self.grow(items.len())?;
-                    items.iter().try_for_each(|v| may_hold("a list", v))?;
-                    self.push(Value::List(Rc::new(RefCell::new(items))))?;
-                }
-                b'a' => {
-                    self.grow(1)?;
-                    let item = self.pop()?;
-                    may_hold("a list", &item)?;
-                    self.list_top()?.borrow_mut().push(item);
-                }
-                b'e' => {
-                    let items = self.since_mark()?;
-                    self.grow(items.len())?;
-                    items.iter().try_for_each(|v| may_hold("a list", v))?;
-                    self.list_top()?.borrow_mut().extend(items);
-                }
-                b'}' => self.push(Value::Dict(Rc::default()))?,
-                b'd' => {
-                    let items = pairs(self.since_mark()?, at)?;
-                    self.grow(2 * items.len())?;
-                    items.iter().try_for_each(in_dict)?;
-                    self.push(Value::Dict(Rc::new(RefCell::new(items))))?;
-                }
-                b's' => {
-                    self.grow(2)?;
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    in_dict(&(key.clone(), value.clone()))?;
-                    self.dict_top()?.borrow_mut().push((key, value));
-                }
-                b'u' => {
-                    let items = pairs(self.since_mark()?, at)?;
-                    self.grow(2 * items.len())?;
-                    items.iter().try_for_each(in_dict)?;
-                    self.dict_top()?.borrow_mut().extend(items);
-                }
-                b'q' => {
-                    let slot = self.u8()?;
-                    self.memo_put(u32::from(slot))?;
-                }
-                b'r' => {
-                    let slot = self.u32()?;
-                    self.memo_put(slot)?;
-                }
-                0x94 => {
-                    let slot = u32::try_from(self.memo.len()).map_err(|_| "too many memo slots")?;
-                    self.memo_put(slot)?;
-                }
-                b'h' => {
-                    let slot = self.u8()?;
-                    self.memo_get(u32::from(slot))?;
-                }
-                b'j' => {
-                    let slot = self.u32()?;
-                    self.memo_get(slot)?;
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    let global = allowed(module, name)?;
-                    self.push(Value::Global(global))?;
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    let (Value::Str(module), Value::Str(name)) = (module, name) else {
-                        return Err(format!("a STACK_GLOBAL at byte {at} without two strings"));
-                    };
-                    let global = allowed(&module, &name)?;
-                    self.push(Value::Global(global))?;
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let value = reduce(callable, args, &mut self.budget)
-                        .map_err(|e| format!("byte {at}: {e}"))?;
-                    self.push(value)?;
-                }
-                b'b' => {
-                    let state = self.pop()?;
-                    let target = self.top()?.clone();
-                    build(&target, state, &mut self.budget)
-                        .map_err(|e| format!("byte {at}: {e}"))?;
-                }
-                0x97 | 0x98 => {
+                op => self.execute(op, at)?,
+            }
+        }
+    }
+
+    /// Runs opcode `op`, read at byte `at`, by its family.
+    fn execute(&mut self, op: u8, at: usize) -> Step<()> {
+        match op {
+            0x95 | 0x80 | b'(' | b'0' | b'1' | b'2' => self.framing(op, at),
+            b'N' | 0x88 | 0x89 | b'J' | b'G' | b'K' | b'M' | 0x8a => self.number(op, at),
+            0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.string(op),
+            b')' | 0x85..=0x87 | b't' | b']' | b'l' | b'a' | b'e' | b'}' | b'd' | b's' | b'u' => {
+                self.container(op, at)
+            }
+            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(op),
+            b'c' | 0x93 | b'R' | b'b' => self.object(op, at),
+            0x97 | 0x98 => Err(format!(
+                "an out-of-band buffer at byte {at}: the data is not in the file"
+            )),
+            other => Err(format!(
+                "opcode 0x{other:02x} at byte {at} is not one a dict of numpy arrays needs"
+            )),
+        }
+    }
+
+    /// FRAME, PROTO, MARK, POP, POP_MARK, DUP.
+    fn framing(&mut self, op: u8, at: usize) -> Step<()> {
+        match op {
+            0x95 => {
+                // FRAME: a length hint for buffered reading; the frame must be there.
+                let n = self.u64()?;
+                if n > (self.input.len() - self.at) as u64 {
                     return Err(format!(
-                        "an out-of-band buffer at byte {at}: the data is not in the file"
-                    ));
-                }
-                other => {
-                    return Err(format!(
-                        "opcode 0x{other:02x} at byte {at} is not one a dict of numpy arrays needs"
+                        "a FRAME at byte {at} runs past the end of the file"
                     ));
                 }
             }
+            0x80 => return Err(format!("a second PROTO at byte {at}")),
+            b'(' => self.marks.push(self.stack.len()),
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.since_mark()?;
+            }
+            b'2' => {
+                let value = self.top()?.clone();
+                self.push(value)?;
+            }
+            _ => unreachable!("dispatched by execute"),
         }
+        Ok(())
+    }
+
+    /// None, booleans and numbers.
+    fn number(&mut self, op: u8, at: usize) -> Step<()> {
+        match op {
+            b'N' => self.push(Value::None)?,
+            0x88 => self.push(Value::Bool(true))?,
+            0x89 => self.push(Value::Bool(false))?,
+            b'J' => {
+                let v = i32::from_le_bytes(self.le()?);
+                self.push(Value::Int(i64::from(v)))?;
+            }
+            b'G' => {
+                self.take(8, "a float")?;
+                self.push(Value::Float)?;
+            }
+            b'K' => {
+                let v = self.u8()?;
+                self.push(Value::Int(i64::from(v)))?;
+            }
+            b'M' => {
+                let v = u16::from_le_bytes(self.le()?);
+                self.push(Value::Int(i64::from(v)))?;
+            }
+            0x8a => {
+                // LONG1: a little-endian two's-complement integer of n bytes.
+                let n = self.u8()?;
+                let bytes = self.take(u64::from(n), "a LONG1")?;
+                if n > 8 {
+                    return Err(format!("an integer of {n} bytes at byte {at}"));
+                }
+                let mut v: i64 = 0;
+                for (i, &b) in bytes.iter().enumerate() {
+                    v |= i64::from(b) << (8 * i);
+                }
+                if (1..8).contains(&n) && bytes[usize::from(n) - 1] & 0x80 != 0 {
+                    v -= 1i64 << (8 * n);
+                }
+                self.push(Value::Int(v))?;
+            }
+            _ => unreachable!("dispatched by execute"),
+        }
+        Ok(())
+    }
+
+    /// Text and bytes.
+    fn string(&mut self, op: u8) -> Step<()> {
+        match op {
+            0x8c => {
+                let n = self.u8()?;
+                let v = self.text(u64::from(n))?;
+                self.push(v)?;
+            }
+            b'X' => {
+                let n = self.u32()?;
+                let v = self.text(u64::from(n))?;
+                self.push(v)?;
+            }
+            0x8d => {
+                let n = self.u64()?;
+                let v = self.text(n)?;
+                self.push(v)?;
+            }
+            b'C' => {
+                let n = self.u8()?;
+                let v = self.bytes(u64::from(n))?;
+                self.push(v)?;
+            }
+            b'B' => {
+                let n = self.u32()?;
+                let v = self.bytes(u64::from(n))?;
+                self.push(v)?;
+            }
+            0x8e | 0x96 => {
+                // BINBYTES8, BYTEARRAY8
+                let n = self.u64()?;
+                let v = self.bytes(n)?;
+                self.push(v)?;
+            }
+            _ => unreachable!("dispatched by execute"),
+        }
+        Ok(())
+    }
+
+    /// Tuples, lists and dicts.
+    fn container(&mut self, op: u8, at: usize) -> Step<()> {
+        match op {
+            b')' => self.push(Value::Tuple(Rc::new([]), 1))?,
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                self.grow(n)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop()?);
+                }
+                items.reverse();
+                self.push(tuple_of(items)?)?;
+            }
+            b't' => {
+                let items = self.since_mark()?;
+                self.grow(items.len())?;
+                self.push(tuple_of(items)?)?;
+            }
+            b']' => self.push(Value::List(Rc::default()))?,
+            b'l' => {
+                let items = self.since_mark()?;
+                self.grow(items.len())?;
+                items.iter().try_for_each(|v| may_hold("a list", v))?;
+                self.push(Value::List(Rc::new(RefCell::new(items))))?;
+            }
+            b'a' => {
+                self.grow(1)?;
+                let item = self.pop()?;
+                may_hold("a list", &item)?;
+                self.list_top()?.borrow_mut().push(item);
+            }
+            b'e' => {
+                let items = self.since_mark()?;
+                self.grow(items.len())?;
+                items.iter().try_for_each(|v| may_hold("a list", v))?;
+                self.list_top()?.borrow_mut().extend(items);
+            }
+            b'}' => self.push(Value::Dict(Rc::default()))?,
+            b'd' => {
+                let items = pairs(self.since_mark()?, at)?;
+                self.grow(2 * items.len())?;
+                items.iter().try_for_each(in_dict)?;
+                self.push(Value::Dict(Rc::new(RefCell::new(items))))?;
+            }
+            b's' => {
+                self.grow(2)?;
+                let value = self.pop()?;
+                let key = self.pop()?;
+                in_dict(&(key.clone(), value.clone()))?;
+                self.dict_top()?.borrow_mut().push((key, value));
+            }
+            b'u' => {
+                let items = pairs(self.since_mark()?, at)?;
+                self.grow(2 * items.len())?;
+                items.iter().try_for_each(in_dict)?;
+                self.dict_top()?.borrow_mut().extend(items);
+            }
+            _ => unreachable!("dispatched by execute"),
+        }
+        Ok(())
+    }
+
+    /// The memo: PUT and GET.
+    fn memo_op(&mut self, op: u8) -> Step<()> {
+        match op {
+            b'q' => {
+                let slot = self.u8()?;
+                self.memo_put(u32::from(slot))?;
+            }
+            b'r' => {
+                let slot = self.u32()?;
+                self.memo_put(slot)?;
+            }
+            0x94 => {
+                let slot = u32::try_from(self.memo.len()).map_err(|_| "too many memo slots")?;
+                self.memo_put(slot)?;
+            }
+            b'h' => {
+                let slot = self.u8()?;
+                self.memo_get(u32::from(slot))?;
+            }
+            b'j' => {
+                let slot = self.u32()?;
+                self.memo_get(slot)?;
+            }
+            _ => unreachable!("dispatched by execute"),
+        }
+        Ok(())
+    }
+
+    /// Globals, calls (REDUCE) and BUILD.
+    fn object(&mut self, op: u8, at: usize) -> Step<()> {
+        match op {
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                let global = allowed(module, name)?;
+                self.push(Value::Global(global))?;
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                    return Err(format!("a STACK_GLOBAL at byte {at} without two strings"));
+                };
+                let global = allowed(&module, &name)?;
+                self.push(Value::Global(global))?;
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let value = reduce(callable, args, &mut self.budget)
+                    .map_err(|e| format!("byte {at}: {e}"))?;
+                self.push(value)?;
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let target = self.top()?.clone();
+                build(&target, state, &mut self.budget).map_err(|e| format!("byte {at}: {e}"))?;
+            }
+            _ => unreachable!("dispatched by execute"),
+        }
+        Ok(())
     }
 
     fn list_top(&self) -> Step<Shared<Vec<Value>>> {

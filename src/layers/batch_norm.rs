@@ -232,10 +232,10 @@ mod tests {
     fn agrees_with_the_books_node_by_node_backward() {
         // The book's `__backward` step by step, in numpy terms, for comparison.
         let x = test_input::<f64>(&[6, 3], 21)
-            .into_dimensionality::<Ix2>()
+            .into_dimensionality::<ndarray::Ix2>()
             .unwrap();
         let dout = test_input::<f64>(&[6, 3], 22)
-            .into_dimensionality::<Ix2>()
+            .into_dimensionality::<ndarray::Ix2>()
             .unwrap();
         let gamma = array![0.5, 1.5, -1.0];
         let mut bn = BatchNorm::<f64>::new(3);

@@ -6,6 +6,9 @@
 //! [`Layer::params_mut`] in a fixed order. Batches are `ndarray` arrays with the examples on
 //! the first axis: `(N, D)` for dense layers, `(N, C, H, W)` for image layers.
 //!
+//! Each layer's `forward` and `backward` say the formula in its doc; the products, kept
+//! buffers and threads they call are in [`crate::machinery`], which a first reading can skip.
+//!
 //! | book (`common/layers.py`) | here |
 //! |---|---|
 //! | `MulLayer`, `AddLayer` (§5.4) | [`MulLayer`], [`AddLayer`] |

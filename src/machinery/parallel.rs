@@ -66,7 +66,7 @@ fn cores() -> usize {
 }
 
 /// Runs `f` on a thread of rayon's pool, which has one thread per core, as the CLI runs
-/// every command. Parallel products (see [`matmul`]) then run on the pool's threads with the
+/// every command. Parallel products (see [`matmul`](super::linalg::matmul)) then run on the pool's threads with the
 /// calling thread among them, instead of the caller sleeping beside them while they run:
 /// as many threads as cores, and no waking of the caller after each product.
 ///

@@ -68,12 +68,7 @@ fn max_pool_plane<A: NdFloat>(
     y: &mut [A],
     at: &mut [u32],
 ) {
-    let Window {
-        height: fh,
-        width: fw,
-        stride,
-        pad,
-    } = window;
+    let (fh, fw, stride, pad) = (window.height, window.width, window.stride, window.pad);
     let (oh, ow) = window.output_size_or_panic("Pooling", (h, w));
     // The first maximum; a NaN wins and stays, so that it propagates. Written without
     // short-circuits so that it compiles to selects, not to branches mispredicted on

@@ -134,6 +134,21 @@ macro_rules! for_each_element {
 }
 use for_each_element;
 
+/// `state` and `load_state` of an optimizer whose whole state is the [`Slots`] in `$field`
+/// (Momentum's `v`, AdaGrad's `h`).
+macro_rules! state_in_slots {
+    ($($field:ident).+) => {
+        fn state(&self) -> State {
+            self.$($field).+.state()
+        }
+
+        fn load_state(&mut self, state: State) -> Result<()> {
+            self.$($field).+.load(state)
+        }
+    };
+}
+use state_in_slots;
+
 /// A hyper-parameter in the float type.
 fn scalar<A: NdFloat>(v: f64) -> A {
     A::from(v).expect("a hyper-parameter fits the float type")

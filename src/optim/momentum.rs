@@ -7,7 +7,7 @@
 
 use ndarray::NdFloat;
 
-use super::{Optimizer, Slots, State, scalar};
+use super::{Optimizer, Slots, State, scalar, state_in_slots};
 use crate::error::Result;
 use crate::net::NamedParam;
 
@@ -18,7 +18,7 @@ pub struct Momentum<A> {
     pub lr: f64,
     /// The momentum `α`.
     pub momentum: f64,
-    v: Slots<A>,
+    pub(super) v: Slots<A>,
 }
 
 impl<A: NdFloat> Momentum<A> {
@@ -41,13 +41,7 @@ impl<A: NdFloat> Optimizer<A> for Momentum<A> {
         });
     }
 
-    fn state(&self) -> State {
-        self.v.state()
-    }
-
-    fn load_state(&mut self, state: State) -> Result<()> {
-        self.v.load(state)
-    }
+    state_in_slots!(v);
 }
 
 #[cfg(test)]

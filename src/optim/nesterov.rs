@@ -5,52 +5,43 @@
 //! v ← α·v − η·∂L/∂W                      v starts at 0, α = 0.9
 //! W ← W + α²·v − (1 + α)·η·∂L/∂W
 //! ```
+//!
+//! Its hyper-parameters and state are [`Momentum`]'s; only the update of `W` differs.
 
 use ndarray::NdFloat;
 
-use super::{Optimizer, Slots, State, scalar};
+use super::{Momentum, Optimizer, State, scalar, state_in_slots};
 use crate::error::Result;
 use crate::net::NamedParam;
 
 /// Nesterov momentum `α` with learning rate `η`; state `v/<param>`.
 #[derive(Debug, Clone)]
 pub struct Nesterov<A> {
-    /// The learning rate `η`.
-    pub lr: f64,
-    /// The momentum `α`.
-    pub momentum: f64,
-    v: Slots<A>,
+    /// `η`, `α` and the velocities `v`, as for Momentum.
+    pub momentum: Momentum<A>,
 }
 
 impl<A: NdFloat> Nesterov<A> {
     /// Nesterov with learning rate `lr` and momentum `momentum` (the book: 0.01 and 0.9).
     pub fn new(lr: f64, momentum: f64) -> Self {
         Nesterov {
-            lr,
-            momentum,
-            v: Slots::new("v"),
+            momentum: Momentum::new(lr, momentum),
         }
     }
 }
 
 impl<A: NdFloat> Optimizer<A> for Nesterov<A> {
     fn update_param(&mut self, param: NamedParam<'_, A>) {
-        let (lr, alpha) = (scalar::<A>(self.lr), scalar::<A>(self.momentum));
-        self.v.update(param, |w, v, g| {
+        let Momentum { lr, momentum, v } = &mut self.momentum;
+        let (lr, alpha) = (scalar::<A>(*lr), scalar::<A>(*momentum));
+        v.update(param, |w, v, g| {
             *v = alpha * *v - lr * g;
             *w += alpha * alpha * *v - (A::one() + alpha) * lr * g;
         });
     }
 
-    fn state(&self) -> State {
-        self.v.state()
-    }
-
-    fn load_state(&mut self, state: State) -> Result<()> {
-        self.v.load(state)
-    }
+    state_in_slots!(momentum.v);
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

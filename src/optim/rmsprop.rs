@@ -9,7 +9,7 @@
 use ndarray::NdFloat;
 
 use super::adagrad::EPS;
-use super::{Optimizer, Slots, State, scalar};
+use super::{Optimizer, Slots, State, scalar, state_in_slots};
 use crate::error::Result;
 use crate::net::NamedParam;
 
@@ -47,13 +47,7 @@ impl<A: NdFloat> Optimizer<A> for RmsProp<A> {
         });
     }
 
-    fn state(&self) -> State {
-        self.h.state()
-    }
-
-    fn load_state(&mut self, state: State) -> Result<()> {
-        self.h.load(state)
-    }
+    state_in_slots!(h);
 }
 
 #[cfg(test)]

@@ -8,6 +8,14 @@
 //!     optimizer.update(net.params)                 W ← W − η·∂L/∂W for SGD
 //!     if i % eval_every == 0: record train and test accuracy
 //! ```
+//!
+//! | file | idea |
+//! |---|---|
+//! | this one | the loop: [`Trainer`], its schedule [`TrainConfig`], what it reports ([`Event`], [`Record`]) |
+//! | `evaluate.rs` | accuracy, loss and confusion on a whole split ([`evaluate`], [`predictions`]) |
+//! | `checkpoint.rs` | the checkpoint format: [`Trainer::checkpoint`], [`Trainer::resume`], [`RunSettings`] |
+//! | `results.rs` | the files a run leaves: `metrics.csv`, `curves.png`, `model.safetensors` ([`save_results`]) |
+//! | `recipe.rs` | the book's defaults: which optimizer and learning rate, where weight decay goes ([`Recipe`]) |
 
 mod checkpoint;
 mod evaluate;

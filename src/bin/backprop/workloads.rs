@@ -72,6 +72,10 @@ impl Workload {
     }
 
     /// `(net, optimizer, batch, iterations, evaluate every)`.
+    #[allow(
+        clippy::expect_used,
+        reason = "the layer sizes are constants of the workloads, all valid"
+    )]
     fn schedule(self) -> (Architecture, OptimizerSpec, usize, usize, Option<usize>) {
         let mlp = |sizes: &str, init| {
             let sizes = sizes.parse().expect("a valid spec");
