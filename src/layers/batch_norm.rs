@@ -112,9 +112,7 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         self.dbeta = g.sum_axis(Axis(0));
         self.dgamma = (&g * x_hat).sum_axis(Axis(0));
         for_each_row(&mut g, [&self.gamma], |v, [gamma]| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
-        let inv_n = A::one() / A::from(x_hat.nrows()).expect("a batch size fits the float type");
-        let mean_g = g.sum_axis(Axis(0)) * inv_n;
-        let mean_g_xhat = (&g * x_hat).sum_axis(Axis(0)) * inv_n;
+        let (mean_g, mean_g_xhat) = (mean_over_batch(&g), mean_over_batch(&(&g * x_hat)));
         Zip::from(&mut g)
             .and(x_hat)
             .and_broadcast(&mean_g)
@@ -173,6 +171,12 @@ impl<A: NdFloat> BatchNorm<A> {
         }
         (mean, var)
     }
+}
+
+/// `1/N Σₙ rows[n, :]`.
+fn mean_over_batch<A: NdFloat>(rows: &Array2<A>) -> Array1<A> {
+    let inv_n = A::one() / A::from(rows.nrows()).expect("a batch size fits the float type");
+    rows.sum_axis(Axis(0)) * inv_n
 }
 
 /// `f(value, [per-feature values])` for every value of every row of `x (N, D)`, with the

@@ -28,7 +28,10 @@
 //! assert_eq!(y.into_raw_vec_and_offset().0, [12.0, 16.0, 24.0, 28.0]);
 //! ```
 
-use ndarray::{Array1, Array2, Array3, Array4, ArrayD, Axis, Ix3, Ix4, NdFloat};
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayViewMut2, ArrayViewMut4, Axis, Ix3,
+    Ix4, NdFloat,
+};
 use rand::Rng;
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
@@ -140,58 +143,30 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
         let x = self.images(x); // (N, C, H, W)
-        let ((n, c, h, w), window, fn_) = (x.dim(), self.window(), self.w.len_of(Axis(0)));
-        let (oh, ow) = window.output_size_or_panic("Convolution::forward", (h, w));
-        let rows = c * window.height * window.width;
-        let mut col = reuse_for(&mut self.cache, &x.dim(), Ix3(n, rows, oh * ow), A::zero());
+        let (n, fn_, (oh, ow)) = (x.dim().0, self.w.len_of(Axis(0)), self.output_size(x.dim()));
+        let dim = Ix3(n, self.w_col().ncols(), oh * ow);
+        let mut col = reuse_for(&mut self.cache, &x.dim(), dim, A::zero());
         let mut y = Array3::zeros((n, fn_, oh * ow));
-        let (w_col, b) = (self.w_col(), self.b.view().insert_axis(Axis(1)));
-        parallel_zip3(
-            x.outer_iter(),
-            col.outer_iter_mut(),
-            y.outer_iter_mut(),
-            |(x_n, mut col_t, mut y_n)| {
-                im2col_image(
-                    x_n.as_slice().expect("standard layout"),
-                    (c, h, w),
-                    window,
-                    col_t.as_slice_mut().expect("fresh"),
-                );
-                y_n.assign(&b); // Yₙ = b
-                matmul(w_col, col_t.view(), y_n, true); // Yₙ += Wc·colₙᵀ
-            },
-        );
+        let images = (x.outer_iter(), col.outer_iter_mut(), y.outer_iter_mut());
+        parallel_zip3(images.0, images.1, images.2, |(x_n, col_t, y_n)| {
+            self.forward_image(x_n, col_t, y_n);
+        });
         self.cache = Some((col, x.dim()));
-        y.into_shape_with_order((n, fn_, oh, ow))
-            .expect("(N, FN, OH·OW) splits")
-            .into_dyn()
+        let y = y.into_shape_with_order((n, fn_, oh, ow));
+        y.expect("(N, FN, OH·OW) splits").into_dyn()
     }
 
     /// `∂L/∂b = Σ ∂L/∂Y;  ∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ;  ∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
         let dy = self.param_grads(dout); // ∂L/∂b, ∂L/∂W
-        let (col, shape @ (n, c, h, w)) = cached(&self.cache, "Convolution");
-        let (window, w_col, rows) = (self.window(), self.w_col(), col.len_of(Axis(1)));
+        let (_, shape) = cached(&self.cache, "Convolution");
         let mut dx = Array4::zeros(*shape);
         // The images in one group per thread, each group with one ∂L/∂colᵀ buffer.
-        let group = n.div_ceil(threads()).max(1);
-        let jobs: Vec<_> = dx
-            .axis_chunks_iter_mut(Axis(0), group)
-            .zip(dy.axis_chunks_iter(Axis(0), group))
-            .collect();
-        parallel_each(jobs, |(mut dx_group, dy_group)| {
-            let mut dcol_t = Array2::zeros((rows, dy.len_of(Axis(2))));
-            for (mut dx_n, dy_n) in dx_group.outer_iter_mut().zip(dy_group.outer_iter()) {
-                matmul(w_col.t(), dy_n, dcol_t.view_mut(), false); // ∂L/∂colₙᵀ = Wcᵀ·∂L/∂Yₙ
-                col2im_image(
-                    dcol_t.as_slice().expect("fresh"),
-                    (*c, *h, *w),
-                    window,
-                    dx_n.as_slice_mut().expect("fresh"),
-                );
-            }
-        });
+        let group = shape.0.div_ceil(threads()).max(1);
+        let dx_groups = dx.axis_chunks_iter_mut(Axis(0), group);
+        let jobs: Vec<_> = dx_groups.zip(dy.axis_chunks_iter(Axis(0), group)).collect();
+        parallel_each(jobs, |(dx_n, dy_n)| self.input_grads(dy_n, dx_n));
         dx.into_dyn()
     }
 
@@ -215,37 +190,81 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
 const IMAGES_PER_PARTIAL: usize = 8;
 
 impl<A: NdFloat> Convolution<A> {
+    /// `(OH, OW)` for images of `shape`.
+    #[track_caller]
+    fn output_size(&self, (_, _, h, w): ImageShape) -> (usize, usize) {
+        self.window().output_size_or_panic("Convolution", (h, w))
+    }
+
+    /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`.
+    fn forward_image(
+        &self,
+        x_n: ArrayView3<'_, A>,
+        mut col_t: ArrayViewMut2<'_, A>,
+        mut y_n: ArrayViewMut2<'_, A>,
+    ) {
+        let x_slice = x_n.as_slice().expect("standard layout");
+        im2col_image(
+            x_slice,
+            x_n.dim(),
+            self.window(),
+            col_t.as_slice_mut().expect("fresh"),
+        );
+        y_n.assign(&self.b.view().insert_axis(Axis(1)));
+        matmul(self.w_col(), col_t.view(), y_n, true);
+    }
+
+    /// `∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)` for a group of images, through one `∂L/∂colᵀ` buffer.
+    fn input_grads(&self, dy: ArrayView3<'_, A>, mut dx: ArrayViewMut4<'_, A>) {
+        let mut dcol_t = Array2::zeros((self.w_col().ncols(), dy.len_of(Axis(2))));
+        for (mut dx_n, dy_n) in dx.outer_iter_mut().zip(dy.outer_iter()) {
+            matmul(self.w_col().t(), dy_n, dcol_t.view_mut(), false);
+            let (dcol_t, shape) = (dcol_t.as_slice().expect("fresh"), dx_n.dim());
+            col2im_image(
+                dcol_t,
+                shape,
+                self.window(),
+                dx_n.as_slice_mut().expect("fresh"),
+            );
+        }
+    }
+
     /// `∂L/∂b = Σₙ Σ_pixels ∂L/∂Yₙ` and `∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ` into the gradient buffers;
     /// returns `∂L/∂Y` as `(N, FN, OH·OW)`.
     #[track_caller]
     fn param_grads(&mut self, dout: ArrayD<A>) -> Array3<A> {
-        let (col, (n, _, h, w)) = cached(&self.cache, "Convolution");
-        let fn_ = self.w.len_of(Axis(0));
-        let (oh, ow) = self.window().output_size_or_panic("Convolution", (*h, *w));
-        check_dout_shape("Convolution", &[*n, fn_, oh, ow], dout.shape());
-        let dy = match dout.is_standard_layout() {
+        let (col, shape) = cached(&self.cache, "Convolution");
+        let dy = self.output_grads(dout, *shape); // (N, FN, OH·OW)
+        self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
+        let dw_col = self.dw.view_mut();
+        let dw_col = dw_col.into_shape_with_order((dy.len_of(Axis(1)), col.len_of(Axis(1))));
+        let dw_col = dw_col.expect("dW is in standard layout");
+        sum_in_fixed_groups(
+            dw_col,
+            shape.0,
+            IMAGES_PER_PARTIAL,
+            |i, partial, accumulate| {
+                let (dy_n, col_n) = (dy.index_axis(Axis(0), i), col.index_axis(Axis(0), i));
+                matmul(dy_n, col_n.t(), partial, accumulate);
+            },
+        );
+        dy
+    }
+
+    /// `dout` as `(N, FN, OH·OW)` in standard layout.
+    ///
+    /// # Panics
+    /// When it is not the shape of the last output.
+    #[track_caller]
+    fn output_grads(&self, dout: ArrayD<A>, shape @ (n, ..): ImageShape) -> Array3<A> {
+        let (fn_, (oh, ow)) = (self.w.len_of(Axis(0)), self.output_size(shape));
+        check_dout_shape("Convolution", &[n, fn_, oh, ow], dout.shape());
+        let dout = match dout.is_standard_layout() {
             true => dout,
             false => dout.as_standard_layout().into_owned(),
         };
-        let dy = dy
-            .into_shape_with_order((*n, fn_, oh * ow))
-            .expect("standard layout");
-        self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
-        let k = col.len_of(Axis(1));
-        let dw_col = self
-            .dw
-            .view_mut()
-            .into_shape_with_order((fn_, k))
-            .expect("dW is in standard layout");
-        sum_in_fixed_groups(dw_col, *n, IMAGES_PER_PARTIAL, |i, partial, accumulate| {
-            matmul(
-                dy.index_axis(Axis(0), i),
-                col.index_axis(Axis(0), i).t(),
-                partial,
-                accumulate,
-            );
-        });
-        dy
+        let dy = dout.into_shape_with_order((n, fn_, oh * ow));
+        dy.expect("standard layout")
     }
 }
 

@@ -69,22 +69,16 @@ impl<A: NdFloat> Layer<A> for Dropout {
 
     /// Train: `mask = [u > r]`, `y = x ⊙ mask`; eval: `y = x · (1 − r)`
     fn forward(&mut self, mut x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
-        match mode {
-            Mode::Train => {
-                let mut mask = reuse(&mut self.mask, x.raw_dim(), false);
-                Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
-                    *keep = self.rng.random::<f64>() > self.ratio;
-                    if !*keep {
-                        *v = A::zero();
-                    }
-                });
-                self.mask = Some(mask);
-            }
-            Mode::Eval => {
-                let scale = A::from(1.0 - self.ratio).expect("a ratio fits the float type");
-                x.mapv_inplace(|v| v * scale);
-            }
+        if mode == Mode::Eval {
+            let scale = A::from(1.0 - self.ratio).expect("a ratio fits the float type");
+            return x.mapv_into(|v| v * scale);
         }
+        let mut mask = reuse(&mut self.mask, x.raw_dim(), false);
+        Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
+            *keep = self.rng.random::<f64>() > self.ratio;
+            *v = if *keep { *v } else { A::zero() };
+        });
+        self.mask = Some(mask);
         x
     }
 

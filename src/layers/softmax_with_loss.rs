@@ -83,20 +83,25 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
         let (y, t) = cached(&self.cache, "SoftmaxWithLoss");
         let scale = dout / A::from(y.nrows().max(1)).expect("batch size fits the float type");
         let mut dx = reuse(&mut self.spare, y.raw_dim(), A::zero());
-        match t {
-            Targets::Indices(t) => {
-                for ((mut dx, y), &k) in dx.rows_mut().into_iter().zip(y.rows()).zip(t) {
-                    Zip::indexed(&mut dx).and(&y).for_each(|j, d, &y| {
-                        *d = if j == k { y - A::one() } else { y } * scale;
-                    });
-                }
-            }
-            Targets::OneHot(t) => Zip::from(&mut dx)
-                .and(y)
-                .and(t)
-                .for_each(|d, &y, &t| *d = (y - t) * scale),
-        }
+        y_minus_t(&mut dx, y, t, scale);
         dx
+    }
+}
+
+/// `dx ← (y − t) · scale`, subtracting 1 at each example's class for index targets.
+fn y_minus_t<A: NdFloat>(dx: &mut Array2<A>, y: &Array2<A>, t: &Targets<A>, scale: A) {
+    match t {
+        Targets::Indices(t) => {
+            for ((mut dx, y), &k) in dx.rows_mut().into_iter().zip(y.rows()).zip(t) {
+                Zip::indexed(&mut dx).and(&y).for_each(|j, d, &y| {
+                    *d = if j == k { y - A::one() } else { y } * scale;
+                });
+            }
+        }
+        Targets::OneHot(t) => Zip::from(dx)
+            .and(y)
+            .and(t)
+            .for_each(|d, &y, &t| *d = (y - t) * scale),
     }
 }
 
