@@ -24,9 +24,7 @@
 use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Ix2, IxDyn, NdFloat};
 use rand::Rng;
 
-use super::{
-    Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, visit_two_params,
-};
+use super::{Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, visit_weights};
 use crate::functions::randn;
 use crate::machinery::linalg::matmul;
 use crate::machinery::scratch::reuse;
@@ -139,8 +137,7 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     }
 
     fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
-        visit_two_params(
-            ["W", "b"],
+        visit_weights(
             (&mut self.w, &mut self.dw),
             (&mut self.b, &mut self.db),
             visit,

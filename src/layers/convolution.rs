@@ -35,7 +35,7 @@ use ndarray::{
 use rand::Rng;
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
-use super::{Layer, Mode, Param, cached, check_dout_shape, visit_two_params};
+use super::{Layer, Mode, Param, cached, check_dout_shape, visit_weights};
 use crate::functions::randn;
 use crate::machinery::linalg::matmul;
 use crate::machinery::parallel::{parallel_each, parallel_zip3, sum_in_fixed_groups, threads};
@@ -176,8 +176,7 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
     }
 
     fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
-        visit_two_params(
-            ["W", "b"],
+        visit_weights(
             (&mut self.w, &mut self.dw),
             (&mut self.b, &mut self.db),
             visit,

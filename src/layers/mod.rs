@@ -93,6 +93,15 @@ pub(crate) fn visit_two_params<'a, A, D1: Dimension, D2: Dimension>(
     });
 }
 
+/// [`visit_two_params`] for the weights `W` and bias `b` of a layer, with their gradients.
+pub(crate) fn visit_weights<'a, A, D: Dimension>(
+    w: (&'a mut Array<A, D>, &'a mut Array<A, D>),
+    b: (&'a mut Array1<A>, &'a mut Array1<A>),
+    visit: &mut dyn FnMut(Param<'a, A>),
+) {
+    visit_two_params(["W", "b"], w, b, visit);
+}
+
 /// A tensor a layer keeps besides its parameters, learned without gradients and needed for
 /// inference, such as batch normalisation's running mean (PyTorch calls these buffers).
 #[derive(Debug)]
