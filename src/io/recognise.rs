@@ -262,77 +262,8 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
     }
     let input = (channels, ASSUMED_SIDE, ASSUMED_SIDE);
     match (convs, affines) {
-        (1, [w2, w3]) => {
-            if fh != fw {
-                return Err(Error::model(
-                    path,
-                    format!("W1 has filters of {fh}×{fw}; SimpleConvNet's are square"),
-                ));
-            }
-            // Stride 1 as in the book; the padding is the one whose pooled maps give W2's rows.
-            let pooled = |pad: usize| {
-                let conv = Window {
-                    height: fh,
-                    width: fw,
-                    stride: 1,
-                    pad,
-                };
-                let (h, w) = conv.output_size((ASSUMED_SIDE, ASSUMED_SIDE))?;
-                Some(filters * (h / 2) * (w / 2))
-            };
-            let pad = (0..fh.min(ASSUMED_SIDE))
-                .find(|&p| pooled(p) == Some(w2[0]))
-                .ok_or_else(|| {
-                Error::model(path, format!(
-                    "W2 has {} rows but SimpleConvNet's {filters} filters of {fh}×{fw} (stride 1, no padding) \
-                     pooled 2×2 over {ASSUMED_SIDE}×{ASSUMED_SIDE} images give {}",
-                    w2[0],
-                    pooled(0).unwrap_or(0)
-                ))
-            })?;
-            if w3[0] != w2[1] {
-                return Err(Error::model(
-                    path,
-                    format!("W3 has shape {w3:?} but W2 has {} outputs", w2[1]),
-                ));
-            }
-            Ok(Architecture::SimpleConv(SimpleConvNet {
-                filters,
-                filter_size: fh,
-                pad,
-                hidden: w2[1],
-                ..SimpleConvNet::new(input, w3[1])
-            }))
-        }
-        (6, [w7, w8]) => {
-            let deep = DeepConvNet::new(input, w8[1]);
-            let expected = [16, 16, 32, 32, 64, 64];
-            let mut previous = channels;
-            for (k, (&shape, &n)) in weights.iter().zip(&expected).enumerate() {
-                let want = [n, previous, 3, 3];
-                if shape != want {
-                    return Err(Error::model(
-                        path,
-                        format!(
-                            "W{} has shape {shape:?} but DeepConvNet's convolution {} is {want:?}",
-                            k + 1,
-                            k + 1
-                        ),
-                    ));
-                }
-                previous = n;
-            }
-            if w8[0] != w7[1] {
-                return Err(Error::model(
-                    path,
-                    format!("W8 has shape {w8:?} but W7 has {} outputs", w7[1]),
-                ));
-            }
-            Ok(Architecture::DeepConv(DeepConvNet {
-                hidden: w7[1],
-                ..deep
-            }))
-        }
+        (1, [w2, w3]) => simple_conv_from(weights[0], (w2, w3), input, path),
+        (6, [w7, w8]) => deep_conv_from(&weights[..6], (w7, w8), input, path),
         _ => Err(Error::model(
             path,
             format!(
@@ -342,4 +273,90 @@ fn conv_from_shapes(file: &TensorFile, path: &Path) -> Result<Architecture> {
             ),
         )),
     }
+}
+
+/// SimpleConvNet from the shapes of its filters `W1 (FN, C, FH, FW)` and Affine weights.
+fn simple_conv_from(
+    w1: &[usize],
+    (w2, w3): (&[usize], &[usize]),
+    input: (usize, usize, usize),
+    path: &Path,
+) -> Result<Architecture> {
+    let (filters, fh, fw) = (w1[0], w1[2], w1[3]);
+    if fh != fw {
+        return Err(Error::model(
+            path,
+            format!("W1 has filters of {fh}×{fw}; SimpleConvNet's are square"),
+        ));
+    }
+    // Stride 1 as in the book; the padding is the one whose pooled maps give W2's rows.
+    let pooled = |pad: usize| {
+        let conv = Window {
+            height: fh,
+            width: fw,
+            stride: 1,
+            pad,
+        };
+        let (h, w) = conv.output_size((ASSUMED_SIDE, ASSUMED_SIDE))?;
+        Some(filters * (h / 2) * (w / 2))
+    };
+    let pad = (0..fh.min(ASSUMED_SIDE))
+        .find(|&p| pooled(p) == Some(w2[0]))
+        .ok_or_else(|| {
+        Error::model(path, format!(
+            "W2 has {} rows but SimpleConvNet's {filters} filters of {fh}×{fw} (stride 1, no padding) \
+             pooled 2×2 over {ASSUMED_SIDE}×{ASSUMED_SIDE} images give {}",
+            w2[0],
+            pooled(0).unwrap_or(0)
+        ))
+    })?;
+    if w3[0] != w2[1] {
+        return Err(Error::model(
+            path,
+            format!("W3 has shape {w3:?} but W2 has {} outputs", w2[1]),
+        ));
+    }
+    Ok(Architecture::SimpleConv(SimpleConvNet {
+        filters,
+        filter_size: fh,
+        pad,
+        hidden: w2[1],
+        ..SimpleConvNet::new(input, w3[1])
+    }))
+}
+
+/// DeepConvNet from the shapes of its six convolutions' filters and two Affine weights.
+fn deep_conv_from(
+    convs: &[&[usize]],
+    (w7, w8): (&[usize], &[usize]),
+    (channels, h, w): (usize, usize, usize),
+    path: &Path,
+) -> Result<Architecture> {
+    let deep = DeepConvNet::new((channels, h, w), w8[1]);
+    let expected = [16, 16, 32, 32, 64, 64];
+    let mut previous = channels;
+    for (k, (&shape, &n)) in convs.iter().zip(&expected).enumerate() {
+        let want = [n, previous, 3, 3];
+        if shape != want {
+            return Err(Error::model(
+                path,
+                format!(
+                    "W{} has shape {shape:?} but DeepConvNet's convolution {} is {want:?}",
+                    k + 1,
+                    k + 1
+                ),
+            ));
+        }
+        previous = n;
+    }
+    if w8[0] != w7[1] {
+        return Err(Error::model(
+            path,
+            format!("W8 has shape {w8:?} but W7 has {} outputs", w7[1]),
+        ));
+    }
+    Ok(Architecture::DeepConv(DeepConvNet {
+        hidden: w7[1],
+        ..deep
+    }))
 }
