@@ -42,7 +42,11 @@ use crate::machinery::parallel::{parallel_each, parallel_zip3, sum_in_fixed_grou
 use crate::machinery::scratch::reuse_for;
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
-#[derive(Debug, Clone)]
+///
+/// A clone has the parameters, gradients and geometry but not the im2col rows of the last
+/// training pass (tens of MB for a batch), which only this layer's own `backward` reads: a
+/// copy made to evaluate on another thread does not carry them.
+#[derive(Debug)]
 pub struct Convolution<A> {
     /// Filters `W`, shape `(FN, C, FH, FW)`.
     w: Array4<A>,
@@ -57,6 +61,20 @@ pub struct Convolution<A> {
     /// Every image's `colᵀ (C·FH·FW, OH·OW)`, as `(N, C·FH·FW, OH·OW)`, and the input shape
     /// `(N, C, H, W)` of the last forward pass. Reused by the next pass of the same shape.
     cache: Option<(Array3<A>, ImageShape)>,
+}
+
+impl<A: Clone> Clone for Convolution<A> {
+    fn clone(&self) -> Self {
+        Convolution {
+            w: self.w.clone(),
+            b: self.b.clone(),
+            dw: self.dw.clone(),
+            db: self.db.clone(),
+            stride: self.stride,
+            pad: self.pad,
+            cache: None,
+        }
+    }
 }
 
 impl<A: NdFloat> Convolution<A> {
@@ -141,17 +159,14 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
 
     /// `colₙᵀ = im2col(xₙ);  Yₙ = Wc·colₙᵀ + b`, image by image
     #[track_caller]
-    fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
+    fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         let x = self.images(x); // (N, C, H, W)
-        let (n, fn_, (oh, ow)) = (x.dim().0, self.w.len_of(Axis(0)), self.output_size(x.dim()));
-        let dim = Ix3(n, self.w_col().ncols(), oh * ow);
-        let mut col = reuse_for(&mut self.cache, &x.dim(), dim, A::zero());
+        let (n, fn_, (oh, ow)) = (x.dim().0, self.w_col().nrows(), self.output_size(x.dim()));
         let mut y = Array3::zeros((n, fn_, oh * ow));
-        let images = (x.outer_iter(), col.outer_iter_mut(), y.outer_iter_mut());
-        parallel_zip3(images.0, images.1, images.2, |(x_n, col_t, y_n)| {
-            self.forward_image(x_n, col_t, y_n);
-        });
-        self.cache = Some((col, x.dim()));
+        match mode {
+            Mode::Train => self.forward_keeping_col(&x, &mut y), // colᵀ kept for ∂L/∂W
+            Mode::Eval => self.forward_in_groups(&x, &mut y),
+        }
         let y = y.into_shape_with_order((n, fn_, oh, ow));
         y.expect("(N, FN, OH·OW) splits").into_dyn()
     }
@@ -193,6 +208,37 @@ impl<A: NdFloat> Convolution<A> {
     #[track_caller]
     fn output_size(&self, (_, _, h, w): ImageShape) -> (usize, usize) {
         self.window().output_size_or_panic("Convolution", (h, w))
+    }
+
+    /// [`forward_image`](Self::forward_image) for every image, each into its own rows of a
+    /// `colᵀ (N, C·FH·FW, OH·OW)` kept for backward (the buffer of the last pass when the
+    /// input has the same shape: its padding entries, never written, are still 0).
+    fn forward_keeping_col(&mut self, x: &Array4<A>, y: &mut Array3<A>) {
+        let dim = Ix3(x.dim().0, self.w_col().ncols(), y.len_of(Axis(2)));
+        let mut col = reuse_for(&mut self.cache, &x.dim(), dim, A::zero());
+        let images = (x.outer_iter(), col.outer_iter_mut(), y.outer_iter_mut());
+        parallel_zip3(images.0, images.1, images.2, |(x_n, col_t, y_n)| {
+            self.forward_image(x_n, col_t, y_n);
+        });
+        self.cache = Some((col, x.dim()));
+    }
+
+    /// [`forward_image`](Self::forward_image) for every image, in one group per thread with one
+    /// `colᵀ` buffer each: inference keeps nothing for backward, so its memory is a few images'
+    /// rows, not a batch's.
+    fn forward_in_groups(&self, x: &Array4<A>, y: &mut Array3<A>) {
+        let (rows, pixels) = (self.w_col().ncols(), y.len_of(Axis(2)));
+        let group = x.dim().0.div_ceil(threads()).max(1);
+        let x_groups = x.axis_chunks_iter(Axis(0), group);
+        let jobs: Vec<_> = x_groups
+            .zip(y.axis_chunks_iter_mut(Axis(0), group))
+            .collect();
+        parallel_each(jobs, |(x_group, mut y_group)| {
+            let mut col_t = Array2::zeros((rows, pixels));
+            for (x_n, y_n) in x_group.outer_iter().zip(y_group.outer_iter_mut()) {
+                self.forward_image(x_n, col_t.view_mut(), y_n);
+            }
+        });
     }
 
     /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`.
@@ -321,6 +367,22 @@ mod tests {
                 (&y - &want.into_dyn()).iter().all(|d| d.abs() < 1e-12),
                 "stride {stride} pad {pad}"
             );
+        }
+    }
+
+    #[test]
+    fn inference_gives_the_bits_of_training_and_keeps_no_im2col_rows() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for (stride, pad) in [(1, 0), (1, 1), (2, 2)] {
+            let mut conv = Convolution::<f32>::randn((4, 3, 3, 3), (stride, pad), 1.0, &mut rng);
+            let x = test_input::<f32>(&[5, 3, 8, 7], 10);
+            let trained = conv.forward(x.clone(), Mode::Train);
+            assert!(conv.cache.is_some(), "training keeps colᵀ for backward");
+            let copy = conv.clone();
+            assert!(copy.cache.is_none(), "a clone carries no im2col rows");
+            let mut fresh = copy;
+            assert_eq!(fresh.forward(x, Mode::Eval), trained, "stride {stride} pad {pad}");
+            assert!(fresh.cache.is_none(), "inference keeps nothing");
         }
     }
 
