@@ -247,9 +247,9 @@ pub fn net_numerical_gradient<A: NdFloat>(
 }
 
 /// Compares [`Sequential::gradient`] (backprop) with [`net_numerical_gradient`] for every
-/// parameter of `net` (§5.7.3), and
-/// reports the units of piecewise-linear layers (ReLU) that a perturbation of `±h` pushed
-/// across their kink, which is what makes a difference larger than rounding noise.
+/// parameter of `net` (§5.7.3), and reports the units of piecewise-linear layers (ReLU) that
+/// a perturbation of `±h` pushed across their kink, which is what makes a difference larger
+/// than rounding noise.
 pub fn check_net<A: NdFloat>(
     net: &mut Sequential<A>,
     x: ArrayViewD<'_, A>,
@@ -306,13 +306,13 @@ fn numerical_gradient_watching<A: NdFloat>(
     let names: Vec<String> = grads.iter().map(|(name, _)| name.clone()).collect();
     let mut kinks = Vec::new();
     let mut params_so_far = 0;
-    for ((layer, _, params), switched) in net.layers().zip(&switched) {
+    for ((name, _, params), switched) in net.layers().zip(&switched) {
         let units = switched
             .as_ref()
             .map_or(0, |s| s.iter().filter(|&&b| b).count());
         if units > 0 {
             kinks.push(KinkCrossing {
-                layer: layer.to_string(),
+                layer: name.to_string(),
                 units,
                 of: switched.as_ref().map_or(0, |s| s.len()),
                 upstream: names[..params_so_far].to_vec(),

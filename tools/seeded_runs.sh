@@ -2,8 +2,9 @@
 # Usage: tools/seeded_runs.sh BINARY OUTDIR
 #
 # Runs a fixed set of seeded trainings (every optimizer, sigmoid, batch norm with dropout,
-# weight decay, shuffled epochs, SimpleConvNet, DeepConvNet, a checkpointed run), gradient
-# checks, chapter 6's experiments and the W1-W4 workloads, and prints one line each: the
+# weight decay, shuffled epochs, SimpleConvNet, DeepConvNet, a checkpointed run and its
+# resumption, fine-tuning with --init-from), evaluations of their models, gradient checks,
+# chapter 6's experiments and the W1-W4 workloads, and prints one line each: the
 # first 16 hex digits of the SHA-256 of the model file and of metrics.csv (its first five
 # columns: no timings), or of the printed numbers. Two binaries that print the same lines
 # compute the same bits: `diff <(tools/seeded_runs.sh old …) <(tools/seeded_runs.sh new …)`.
@@ -26,6 +27,12 @@ run rmsprop --optimizer rmsprop --iters 300
 run simple-conv --model simple-conv --iters 60 --eval-every 30 --seed 2
 run deep-conv --model deep-conv --iters 6 --eval-every 3 --batch 20
 run checkpointed --iters 500 --checkpoint-every 200 --seed 5
+"$B" train --quiet --resume "$O/checkpointed" > /dev/null 2>&1 || echo "resume FAILED"
+echo "resumed-from-400 $(hash < "$O/checkpointed/model.safetensors")"
+run init-from --init-from "$O/book/model.safetensors" --iters 200 --seed 1
+for m in book sigmoid batch-norm-dropout simple-conv deep-conv; do
+    echo "eval-$m $("$B" eval --model "$O/$m/model.safetensors" --json 2>/dev/null | hash)"
+done
 for w in W1 W2 W3 W4; do
     echo "$w $("$B" bench "$w" --reps 1 --json 2>/dev/null | tr ',' '\n' | grep loss | tr '\n' ' ')"
 done

@@ -9,12 +9,11 @@
 //! With std 1 sigmoid outputs pile up at 0 and 1 (vanishing gradients); with std 0.01 they
 //! bunch at 0.5 (every unit alike); Xavier (std √(1/100)) spreads them out.
 
-use crate::functions::randn;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::functions::sigmoid;
+use crate::functions::{randn, sigmoid};
 use crate::machinery::linalg::matmul;
 use crate::net::{Activation, Init};
 
@@ -43,13 +42,12 @@ pub fn activation_histograms(
     seed: u64,
 ) -> Vec<ActivationStats> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut randn =
-        |shape: (usize, usize), std: f64| -> Array2<f64> { randn(shape, std, &mut rng) };
-    let mut x = randn((samples, nodes), 1.0);
+    let mut draw = |shape: (usize, usize), std: f64| -> Array2<f64> { randn(shape, std, &mut rng) };
+    let mut x = draw((samples, nodes), 1.0);
     let std = init.std(nodes);
     let mut stats = Vec::with_capacity(layers);
     for _ in 0..layers {
-        let w = randn((nodes, nodes), std);
+        let w = draw((nodes, nodes), std);
         let mut a = Array2::zeros((samples, nodes));
         matmul(x.view(), w.view(), a.view_mut(), false);
         match activation {

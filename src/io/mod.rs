@@ -22,7 +22,9 @@
 //!
 //! A checkpoint (`checkpoint.safetensors` of `backprop train --checkpoint-every`) is such a
 //! file with the trainer's state besides: the optimizer's tensors (`optimizer/…`), the loss
-//! of every iteration (`train/losses`) and the position in the run (metadata `trainer`).
+//! of every iteration (`train/losses`), the position in the run (metadata `trainer`) and the
+//! run's settings (metadata `run`, [`crate::train::RunSettings`]); the format is
+//! [`crate::train`]'s `checkpoint.rs`.
 //! [`load_model`] reads its weights like a model's and says in [`ModelInfo::checkpoint`]
 //! at which iteration it was taken.
 //!

@@ -193,8 +193,16 @@ pub fn model_from(
 
 /// What the file says of itself, and what its tensors' shapes tell where it says nothing.
 fn info_from(file: &TensorFile, path: &Path, options: LoadOptions) -> Result<ModelInfo> {
-    let (net, assumed) = architecture(file, path, options)?;
     let meta = &file.metadata;
+    // Checkpoints written before the position was recorded load as plain models.
+    let checkpoint = metadata(
+        meta,
+        path,
+        CHECKPOINT_KEY,
+        "ITERATION/ITERS",
+        parse_position,
+    )?;
+    let (net, assumed) = architecture(file, path, options)?;
     let outputs = net.outputs();
     let class_names: Vec<String> = match meta.get("classes") {
         Some(json) => serde_json::from_str(json)
@@ -210,29 +218,30 @@ fn info_from(file: &TensorFile, path: &Path, options: LoadOptions) -> Result<Mod
             ),
         ));
     }
-    let entry = |key, form| (meta, key, form, path);
+    let input_shape = metadata(meta, path, "input_shape", "ROWSxCOLS", parse_shape)?;
+    let test_accuracy = metadata(meta, path, "test_accuracy", "a number", |t| t.parse().ok())?;
     Ok(ModelInfo {
         normalisation: meta
             .get("normalisation")
             .cloned()
             .unwrap_or_else(|| PIXEL_NORMALISATION.into()),
         dataset: meta.get("dataset").cloned(),
-        test_accuracy: metadata(entry("test_accuracy", "a number"), |t| {
-            t.parse::<f64>().ok()
-        })?,
-        // Checkpoints written before the position was recorded load as plain models.
-        checkpoint: metadata(entry(CHECKPOINT_KEY, "ITERATION/ITERS"), parse_position)?,
-        input_shape: metadata(entry("input_shape", "ROWSxCOLS"), parse_shape)?,
+        test_accuracy,
+        checkpoint,
+        input_shape,
         assumed,
         net,
         class_names,
     })
 }
 
-/// The metadata entry `key` of the map, parsed, or an error saying it is not `form`; `None`
+/// The metadata entry `key` of `meta`, parsed, or an error saying it is not `form`; `None`
 /// when absent.
 fn metadata<T>(
-    (meta, key, form, path): (&HashMap<String, String>, &str, &str, &Path),
+    meta: &HashMap<String, String>,
+    path: &Path,
+    key: &str,
+    form: &str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Option<T>> {
     meta.get(key)

@@ -294,6 +294,11 @@ struct Machine<'a> {
 
 type Step<T> = std::result::Result<T, String>;
 
+/// The error for an opcode outside those a dict of numpy arrays needs.
+fn unknown_opcode(op: u8, at: usize) -> String {
+    format!("opcode 0x{op:02x} at byte {at} is not one a dict of numpy arrays needs")
+}
+
 impl<'a> Machine<'a> {
     fn new(input: &'a [u8]) -> Self {
         Machine {
@@ -450,18 +455,16 @@ impl<'a> Machine<'a> {
         match op {
             0x95 | 0x80 | b'(' | b'0' | b'1' | b'2' => self.framing(op, at),
             b'N' | 0x88 | 0x89 | b'J' | b'G' | b'K' | b'M' | 0x8a => self.number(op, at),
-            0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.string(op),
+            0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.string(op, at),
             b')' | 0x85..=0x87 | b't' | b']' | b'l' | b'a' | b'e' | b'}' | b'd' | b's' | b'u' => {
                 self.container(op, at)
             }
-            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(op),
+            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(op, at),
             b'c' | 0x93 | b'R' | b'b' => self.object(op, at),
             0x97 | 0x98 => Err(format!(
                 "an out-of-band buffer at byte {at}: the data is not in the file"
             )),
-            other => Err(format!(
-                "opcode 0x{other:02x} at byte {at} is not one a dict of numpy arrays needs"
-            )),
+            other => Err(unknown_opcode(other, at)),
         }
     }
 
@@ -489,7 +492,7 @@ impl<'a> Machine<'a> {
                 let value = self.top()?.clone();
                 self.push(value)?;
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }
@@ -532,13 +535,13 @@ impl<'a> Machine<'a> {
                 }
                 self.push(Value::Int(v))?;
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }
 
     /// Text and bytes.
-    fn string(&mut self, op: u8) -> Step<()> {
+    fn string(&mut self, op: u8, at: usize) -> Step<()> {
         match op {
             0x8c => {
                 let n = self.u8()?;
@@ -571,7 +574,7 @@ impl<'a> Machine<'a> {
                 let v = self.bytes(n)?;
                 self.push(v)?;
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }
@@ -634,13 +637,13 @@ impl<'a> Machine<'a> {
                 items.iter().try_for_each(in_dict)?;
                 self.dict_top()?.borrow_mut().extend(items);
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }
 
     /// The memo: PUT and GET.
-    fn memo_op(&mut self, op: u8) -> Step<()> {
+    fn memo_op(&mut self, op: u8, at: usize) -> Step<()> {
         match op {
             b'q' => {
                 let slot = self.u8()?;
@@ -662,7 +665,7 @@ impl<'a> Machine<'a> {
                 let slot = self.u32()?;
                 self.memo_get(slot)?;
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }
@@ -697,7 +700,7 @@ impl<'a> Machine<'a> {
                 let target = self.top()?.clone();
                 build(&target, state, &mut self.budget).map_err(|e| format!("byte {at}: {e}"))?;
             }
-            _ => unreachable!("dispatched by execute"),
+            other => return Err(unknown_opcode(other, at)),
         }
         Ok(())
     }

@@ -86,6 +86,18 @@ impl<A: NdFloat> Affine<A> {
     }
 }
 
+impl<A: NdFloat> Affine<A> {
+    /// `∂L/∂W = Xᵀ·∂L/∂Y` and `∂L/∂b = Σₙ ∂L/∂Y` into the gradient buffers; returns `∂L/∂Y`.
+    #[track_caller]
+    fn param_grads(&mut self, dout: ArrayD<A>) -> Array2<A> {
+        let (x, _) = cached(&self.x, "Affine");
+        let dy = dout_matrix("Affine", dout, (x.nrows(), self.w.ncols()));
+        matmul(x.t(), dy.view(), self.dw.view_mut(), false); // ∂L/∂W = Xᵀ·∂L/∂Y
+        sum_rows_into(&mut self.db, &dy); // ∂L/∂b = Σₙ ∂L/∂Y
+        dy
+    }
+}
+
 impl<A: NdFloat> Layer<A> for Affine<A> {
     fn kind(&self) -> &'static str {
         "Affine"
@@ -94,7 +106,7 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     /// `Y = X·W + b`
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        let (x, shape) = flatten_batch("Affine", x, self.w.nrows()); // X (N, D)
+        let (x, shape) = flatten_batch("Affine", x, ("W", self.w.shape())); // X (N, D)
         let mut y = reuse(&mut self.spare_y, Ix2(x.nrows(), self.w.ncols()), A::zero());
         y.assign(&self.b); // Y = b
         matmul(x.view(), self.w.view(), y.view_mut(), true); // Y += X·W
@@ -105,11 +117,11 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     /// `∂L/∂W = Xᵀ·∂L/∂Y;  ∂L/∂b = Σₙ ∂L/∂Y;  ∂L/∂X = ∂L/∂Y·Wᵀ`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        self.backward_params_only(dout); // ∂L/∂W, ∂L/∂b
-        let (mut x, shape) = self.x.take().expect("kept by backward_params_only");
-        let dy = self.spare_y.as_ref().expect("kept by backward_params_only");
+        let dy = self.param_grads(dout); // ∂L/∂W, ∂L/∂b
+        let (mut x, shape) = self.x.take().expect("param_grads checked the cache");
         // ∂L/∂X = ∂L/∂Y·Wᵀ, written over X, which ∂L/∂W no longer needs.
         matmul(dy.view(), self.w.t(), x.view_mut(), false);
+        self.spare_y = Some(dy);
         x.into_shape_with_order(shape)
             .expect("dX has as many elements as X")
     }
@@ -117,11 +129,7 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     /// `∂L/∂W = Xᵀ·∂L/∂Y;  ∂L/∂b = Σₙ ∂L/∂Y`, without `∂L/∂X`.
     #[track_caller]
     fn backward_params_only(&mut self, dout: ArrayD<A>) {
-        let (x, _) = cached(&self.x, "Affine");
-        let dy = dout_matrix("Affine", dout, (x.nrows(), self.w.ncols()));
-        matmul(x.t(), dy.view(), self.dw.view_mut(), false); // ∂L/∂W = Xᵀ·∂L/∂Y
-        sum_rows_into(&mut self.db, &dy); // ∂L/∂b = Σₙ ∂L/∂Y
-        self.spare_y = Some(dy);
+        self.spare_y = Some(self.param_grads(dout));
     }
 
     /// The data copied into the buffer of the last input (see [`crate::machinery`]).

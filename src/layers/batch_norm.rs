@@ -85,16 +85,16 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
     /// (the running ones updated) and the running ones in inference.
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
-        let (mut x, shape) = flatten_batch("BatchNorm", x, self.gamma.len()); // (N, D)
+        let (mut x, shape) = flatten_batch("BatchNorm", x, ("gamma", self.gamma.shape())); // (N, D)
         let (mean, var) = match mode {
             Mode::Train => self.batch_statistics(&x),
             Mode::Eval => (self.running_mean.clone(), self.running_var.clone()),
         };
         let eps = Self::constant(EPS);
         let inv_std = var.mapv(|v| A::one() / (v + eps).sqrt());
-        for_each_row(&mut x, [&mean, &inv_std], |v, [mu, s]| *v = (*v - mu) * s); // x ← x̂
+        each_with_features(&mut x, [&mean, &inv_std], |v, [mu, s]| *v = (*v - mu) * s); // x ← x̂
         let mut y = x.clone();
-        for_each_row(&mut y, [&self.gamma, &self.beta], |v, [g, b]| {
+        each_with_features(&mut y, [&self.gamma, &self.beta], |v, [g, b]| {
             *v = g * *v + b
         });
         self.cache = (mode == Mode::Train).then(|| (x, inv_std, shape.clone()));
@@ -108,10 +108,10 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
         let (x_hat, inv_std, shape) = cached(&self.cache, "BatchNorm");
         check_dout_shape("BatchNorm", shape.slice(), dout.shape());
-        let (mut g, _) = flatten_batch("BatchNorm", dout, x_hat.ncols());
+        let (mut g, _) = flatten_batch("BatchNorm", dout, ("gamma", self.gamma.shape()));
         self.dbeta = g.sum_axis(Axis(0));
         self.dgamma = (&g * x_hat).sum_axis(Axis(0));
-        for_each_row(&mut g, [&self.gamma], |v, [gamma]| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
+        each_with_features(&mut g, [&self.gamma], |v, [gamma]| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
         let (mean_g, mean_g_xhat) = (mean_over_batch(&g), mean_over_batch(&(&g * x_hat)));
         Zip::from(&mut g)
             .and(x_hat)
@@ -181,7 +181,7 @@ fn mean_over_batch<A: NdFloat>(rows: &Array2<A>) -> Array1<A> {
 
 /// `f(value, [per-feature values])` for every value of every row of `x (N, D)`, with the
 /// per-feature vectors `(D,)` given.
-fn for_each_row<A: NdFloat, const K: usize>(
+fn each_with_features<A: NdFloat, const K: usize>(
     x: &mut Array2<A>,
     features: [&Array1<A>; K],
     f: impl Fn(&mut A, [A; K]),

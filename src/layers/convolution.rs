@@ -1,4 +1,4 @@
-//! Convolution layer (§7.2, §7.4.3), computed as one matrix product over `im2col` rows.
+//! Convolution layer (§7.2, §7.4.3), computed image by image as a matrix product over `im2col` rows.
 //!
 //! ```text
 //! x (N, C, H, W),  W (FN, C, FH, FW),  b (FN,),  stride S,  padding P
@@ -10,11 +10,12 @@
 //! forward   Yₙ = Wc · colₙᵀ + b
 //! backward  ∂L/∂b  = Σₙ Σ_pixels ∂L/∂Yₙ
 //!           ∂L/∂Wc = Σₙ ∂L/∂Yₙ · colₙ                        → (FN, C, FH, FW)
-//!           ∂L/∂xₙ = col2im(∂L/∂Yₙᵀ · Wc)                   overlapping windows add up
+//!           ∂L/∂xₙ = col2im(Wcᵀ · ∂L/∂Yₙ)                   overlapping windows add up
 //! ```
 //!
-//! Caches every image's `colₙᵀ` (kept transposed, `(C·FH·FW, OH·OW)`, see
-//! [`im2col_image`](super::im2col_image())) and the input shape. Working image by image gives
+//! A training pass caches every image's `colₙᵀ` (kept transposed, `(C·FH·FW, OH·OW)`, see
+//! [`im2col_image`](super::im2col_image())) and the input shape; an inference pass keeps
+//! nothing, as no backward follows it. Working image by image gives
 //! the output directly in the `(N, FN, OH, OW)` layout; how that and the threads make it fast
 //! is in [`crate::machinery`].
 //!
@@ -38,14 +39,14 @@ use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
 use super::{Layer, Mode, Param, cached, check_dout_shape, visit_weights};
 use crate::functions::randn;
 use crate::machinery::linalg::matmul;
-use crate::machinery::parallel::{parallel_each, parallel_zip3, sum_in_fixed_groups, threads};
+use crate::machinery::parallel::{parallel_each, parallel_zip3, per_thread, sum_in_fixed_groups};
 use crate::machinery::scratch::reuse_for;
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
 ///
-/// A clone has the parameters, gradients and geometry but not the im2col rows of the last
-/// training pass (tens of MB for a batch), which only this layer's own `backward` reads: a
-/// copy made to evaluate on another thread does not carry them.
+/// A clone has the parameters, gradients and geometry but not the cache of the last training
+/// pass, which only this layer's own `backward` reads: a clone needs a `forward` before its
+/// `backward`.
 #[derive(Debug)]
 pub struct Convolution<A> {
     /// Filters `W`, shape `(FN, C, FH, FW)`.
@@ -59,7 +60,8 @@ pub struct Convolution<A> {
     stride: usize,
     pad: usize,
     /// Every image's `colᵀ (C·FH·FW, OH·OW)`, as `(N, C·FH·FW, OH·OW)`, and the input shape
-    /// `(N, C, H, W)` of the last forward pass. Reused by the next pass of the same shape.
+    /// `(N, C, H, W)` of the last training pass (none after an inference pass). Reused by the
+    /// next training pass of the same shape.
     cache: Option<(Array3<A>, ImageShape)>,
 }
 
@@ -165,7 +167,10 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let mut y = Array3::zeros((n, fn_, oh * ow));
         match mode {
             Mode::Train => self.forward_keeping_col(&x, &mut y), // colᵀ kept for ∂L/∂W
-            Mode::Eval => self.forward_in_groups(&x, &mut y),
+            Mode::Eval => {
+                self.cache = None; // no backward follows inference
+                self.forward_in_groups(&x, &mut y);
+            }
         }
         let y = y.into_shape_with_order((n, fn_, oh, ow));
         y.expect("(N, FN, OH·OW) splits").into_dyn()
@@ -178,7 +183,7 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let (_, shape) = cached(&self.cache, "Convolution");
         let mut dx = Array4::zeros(*shape);
         // The images in one group per thread, each group with one ∂L/∂colᵀ buffer.
-        let group = shape.0.div_ceil(threads()).max(1);
+        let group = per_thread(shape.0);
         let dx_groups = dx.axis_chunks_iter_mut(Axis(0), group);
         let jobs: Vec<_> = dx_groups.zip(dy.axis_chunks_iter(Axis(0), group)).collect();
         parallel_each(jobs, |(dx_n, dy_n)| self.input_grads(dy_n, dx_n));
@@ -205,9 +210,13 @@ const IMAGES_PER_PARTIAL: usize = 8;
 
 impl<A: NdFloat> Convolution<A> {
     /// `(OH, OW)` for images of `shape`.
+    ///
+    /// # Panics
+    /// When the filters do not fit the images.
     #[track_caller]
     fn output_size(&self, (_, _, h, w): ImageShape) -> (usize, usize) {
-        self.window().output_size_or_panic("Convolution", (h, w))
+        self.window()
+            .output_size_or_panic("Convolution::forward", (h, w))
     }
 
     /// [`forward_image`](Self::forward_image) for every image, each into its own rows of a
@@ -228,7 +237,7 @@ impl<A: NdFloat> Convolution<A> {
     /// rows, not a batch's.
     fn forward_in_groups(&self, x: &Array4<A>, y: &mut Array3<A>) {
         let (rows, pixels) = (self.w_col().ncols(), y.len_of(Axis(2)));
-        let group = x.dim().0.div_ceil(threads()).max(1);
+        let group = per_thread(x.dim().0);
         let x_groups = x.axis_chunks_iter(Axis(0), group);
         let jobs: Vec<_> = x_groups
             .zip(y.axis_chunks_iter_mut(Axis(0), group))
@@ -381,7 +390,11 @@ mod tests {
             let copy = conv.clone();
             assert!(copy.cache.is_none(), "a clone carries no im2col rows");
             let mut fresh = copy;
-            assert_eq!(fresh.forward(x, Mode::Eval), trained, "stride {stride} pad {pad}");
+            assert_eq!(
+                fresh.forward(x, Mode::Eval),
+                trained,
+                "stride {stride} pad {pad}"
+            );
             assert!(fresh.cache.is_none(), "inference keeps nothing");
         }
     }

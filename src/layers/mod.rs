@@ -189,7 +189,8 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
 
 /// A boxed copy of a layer; implemented for every layer that is `Clone`.
 pub trait CloneLayer<A: NdFloat> {
-    /// A copy of the layer, its caches included.
+    /// A copy of the layer, its caches included unless the layer says otherwise (a
+    /// Convolution's copy leaves out its im2col rows).
     fn clone_layer(&self) -> Box<dyn Layer<A>>;
 }
 
@@ -224,16 +225,21 @@ pub(crate) fn check_dout_shape(layer: &str, expected: &[usize], dout: &[usize]) 
 }
 
 /// `x (N, …)` as the matrix `(N, D)` of its examples, with its shape before: a view of the
-/// same buffer, copied only when `x` is not in standard layout.
+/// same buffer, copied only when `x` is not in standard layout. `D` is the first axis of the
+/// layer's parameter `param` (its name and shape).
 ///
 /// # Panics
-/// Naming `layer` and the shape when `x` does not flatten to `(N, d)`.
+/// Naming `layer` and both shapes when `x` does not flatten to `(N, D)`.
 #[track_caller]
-pub(crate) fn flatten_batch<A: NdFloat>(layer: &str, x: ArrayD<A>, d: usize) -> (Array2<A>, IxDyn) {
-    let n = x.shape().first().copied().unwrap_or(0);
+pub(crate) fn flatten_batch<A: NdFloat>(
+    layer: &str,
+    x: ArrayD<A>,
+    (param, shape): (&str, &[usize]),
+) -> (Array2<A>, IxDyn) {
+    let (n, d) = (x.shape().first().copied().unwrap_or(0), shape[0]);
     assert!(
         x.ndim() >= 2 && n * d == x.len(),
-        "{layer}::forward: input of shape {:?} does not flatten to (N, {d})",
+        "{layer}::forward: input of shape {:?} does not flatten to (N, {d}) for {param} of shape {shape:?}",
         x.shape()
     );
     let shape = x.raw_dim();

@@ -29,8 +29,10 @@ use crate::machinery::scratch::reuse;
 /// Softmax followed by the cross-entropy error.
 #[derive(Debug, Clone)]
 pub struct SoftmaxWithLoss<A> {
-    /// Softmax output `y` `(N, C)` and targets of the last forward pass.
-    cache: Option<(Array2<A>, Targets<A>)>,
+    /// Softmax output `y` `(N, C)` of the last forward pass.
+    y: Option<Array2<A>>,
+    /// Its targets.
+    t: Option<Targets<A>>,
     /// The `y` of the pass before, the buffer for the next `∂L/∂x`.
     spare: Option<Array2<A>>,
 }
@@ -38,7 +40,8 @@ pub struct SoftmaxWithLoss<A> {
 impl<A> Default for SoftmaxWithLoss<A> {
     fn default() -> Self {
         SoftmaxWithLoss {
-            cache: None,
+            y: None,
+            t: None,
             spare: None,
         }
     }
@@ -57,21 +60,16 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     /// `(N, C)`.
     #[track_caller]
     pub fn forward(&mut self, mut x: Array2<A>, t: &Targets<A>) -> A {
-        softmax_in_place(&mut x);
+        softmax_in_place(&mut x); // y = softmax(x)
         let loss = cross_entropy_error(x.view(), t);
-        match &mut self.cache {
-            Some((y, cached_t)) => {
-                self.spare = Some(std::mem::replace(y, x));
-                cached_t.clone_from(t);
-            }
-            None => self.cache = Some((x, t.clone())),
-        }
+        self.spare = self.y.replace(x); // the y before: the next ∂L/∂x's buffer
+        self.t.get_or_insert_with(|| t.clone()).clone_from(t);
         loss
     }
 
     /// The probabilities `y = softmax(x)` of the last forward pass, `(N, C)`.
     pub fn probabilities(&self) -> Option<&Array2<A>> {
-        self.cache.as_ref().map(|(y, _)| y)
+        self.y.as_ref()
     }
 
     /// `∂L/∂x = dout · (y − t) / N`; `dout` is 1 when this is the last node.
@@ -80,7 +78,10 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     /// When called before [`forward`](Self::forward).
     #[track_caller]
     pub fn backward(&mut self, dout: A) -> Array2<A> {
-        let (y, t) = cached(&self.cache, "SoftmaxWithLoss");
+        let (y, t) = (
+            cached(&self.y, "SoftmaxWithLoss"),
+            cached(&self.t, "SoftmaxWithLoss"),
+        );
         let scale = dout / A::from(y.nrows().max(1)).expect("batch size fits the float type");
         let mut dx = reuse(&mut self.spare, y.raw_dim(), A::zero());
         y_minus_t(&mut dx, y, t, scale);

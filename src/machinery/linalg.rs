@@ -2,8 +2,8 @@
 //!
 //! [`matmul`]: `C ← A·B` (or `C ← C + A·B`) by faer's GEMM, the fastest option measured on
 //! this project's shapes (63 GFLOP/s single-threaded on 100×784·784×50 against 37 for
-//! ndarray's matrixmultiply, on the Skylake-SP machine of BENCHMARKS.md's GEMM ceilings). `A` and `B` may be transposed
-//! views: no copy is made.
+//! ndarray's matrixmultiply, on the Skylake-SP machine of BENCHMARKS.md's GEMM ceilings).
+//! `A` and `B` may be transposed views: no copy is made.
 //!
 //! Results do not depend on the thread count: every output element is computed by one thread
 //! with its additions in the same order whatever the thread count (faer splits `C`, never

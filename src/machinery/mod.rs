@@ -25,9 +25,10 @@
 //!
 //! From the second training step on, a dense net's step allocates nothing
 //! (`tests/allocations.rs`): Affine writes `∂L/∂X` over its cached `X` (no longer needed once
-//! `∂L/∂W` is known) and takes the buffer of the `∂L/∂Y` it received for its next `Y`; ReLU,
-//! Dropout and Sigmoid mask or scale the array they are given in place and keep their masks
-//! ([`scratch::reuse`]); Softmax-with-Loss writes `∂L/∂x` into the buffer of the `y` before.
+//! `∂L/∂W` is known) and takes the buffer of the `∂L/∂Y` it received for its next `Y`; ReLU
+//! and Dropout mask the array they are given in place and keep their masks
+//! ([`scratch::reuse`]), Sigmoid its output ([`scratch::keep_copy`]); Softmax-with-Loss writes
+//! `∂L/∂x` into the buffer of the `y` before.
 //! A net's first layer gets the data as a view ([`crate::layers::Layer::forward_input`]),
 //! which Affine copies into the buffer of its last input, and is asked for its parameter
 //! gradients only ([`crate::layers::Layer::backward_params_only`]): the data needs no

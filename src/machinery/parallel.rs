@@ -1,6 +1,7 @@
 //! The threads the kernels run on: how many ([`set_threads`], [`threads`]), where (rayon's
-//! pool, [`on_thread_pool`]), and work on disjoint parts of arrays split among them
-//! ([`parallel_each`]).
+//! pool, [`on_thread_pool`]), work on disjoint parts of arrays split among them
+//! ([`parallel_each`], [`parallel_zip3`]), and sums in a fixed order whatever the split
+//! ([`sum_in_fixed_groups`]).
 //!
 //! Threads come from rayon's pool, one per core, and the CLI runs each command on one of them
 //! ([`on_thread_pool`]), so that a parallel product or pass uses the calling thread and one
@@ -66,9 +67,10 @@ fn cores() -> usize {
 }
 
 /// Runs `f` on a thread of rayon's pool, which has one thread per core, as the CLI runs
-/// every command. Parallel products (see [`matmul`](super::linalg::matmul)) then run on the pool's threads with the
-/// calling thread among them, instead of the caller sleeping beside them while they run:
-/// as many threads as cores, and no waking of the caller after each product.
+/// every command. Parallel products (see [`matmul`](super::linalg::matmul)) then run on the
+/// pool's threads with the calling thread among them, instead of the caller sleeping beside
+/// them while they run: as many threads as cores, and no waking of the caller after each
+/// product.
 ///
 /// The pool's threads get the 8 MiB stack of a main thread, so that a command has the same
 /// room there as it would on the main thread (unless something built the pool before).
@@ -105,6 +107,11 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
         }
         own.into_iter().for_each(f);
     });
+}
+
+/// How many of `items` go in each group for one group per thread (at least 1).
+pub fn per_thread(items: usize) -> usize {
+    items.div_ceil(threads()).max(1)
 }
 
 /// [`parallel_each`] over three sequences side by side, such as the images of a batch with

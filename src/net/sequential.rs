@@ -86,9 +86,7 @@ impl<A: NdFloat> Sequential<A> {
     /// Rows per forward pass when evaluating many examples: 256 for dense nets, so that a
     /// pass's buffers (1 MB of inputs for 784 pixels) stay in the core's cache; 32 for nets
     /// that take images, which work image by image anyway and whose activations per example
-    /// are larger. Measured on the 2-core machine of this change, `backprop eval` of a
-    /// DeepConvNet on the 10,000 test images: 2.21–2.26 s and a 90 MB peak at 32 rows,
-    /// 2.12–2.54 s and 135 MB at 128 (SimpleConvNet: 0.46–0.50 s against 0.54–0.63 s).
+    /// are larger: as fast as 128 rows and 45 MB lighter for a DeepConvNet (BENCHMARKS.md).
     pub fn eval_rows(&self) -> usize {
         if self.input_shape.is_some() { 32 } else { 256 }
     }

@@ -13,7 +13,7 @@
 use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::adagrad::EPS;
-use super::{Optimizer, Slots, State, for_each_element, on_all_threads, reject_leftovers, scalar};
+use super::{Optimizer, Slots, State, for_each_element, reject_leftovers, scalar};
 use crate::error::{Error, Result};
 use crate::net::NamedParam;
 

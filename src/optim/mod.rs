@@ -125,7 +125,7 @@ fn on_all_threads(len: usize) -> bool {
 macro_rules! for_each_element {
     ($zip:expr, $rule:expr) => {{
         let zip = $zip;
-        if on_all_threads(zip.size()) {
+        if $crate::optim::on_all_threads(zip.size()) {
             zip.par_for_each($rule);
         } else {
             zip.for_each($rule);

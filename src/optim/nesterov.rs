@@ -17,22 +17,22 @@ use crate::net::NamedParam;
 /// Nesterov momentum `α` with learning rate `η`; state `v/<param>`.
 #[derive(Debug, Clone)]
 pub struct Nesterov<A> {
-    /// `η`, `α` and the velocities `v`, as for Momentum.
-    pub momentum: Momentum<A>,
+    /// Its learning rate `η`, momentum `α` and velocities `v`: those of a [`Momentum`].
+    pub base: Momentum<A>,
 }
 
 impl<A: NdFloat> Nesterov<A> {
     /// Nesterov with learning rate `lr` and momentum `momentum` (the book: 0.01 and 0.9).
     pub fn new(lr: f64, momentum: f64) -> Self {
         Nesterov {
-            momentum: Momentum::new(lr, momentum),
+            base: Momentum::new(lr, momentum),
         }
     }
 }
 
 impl<A: NdFloat> Optimizer<A> for Nesterov<A> {
     fn update_param(&mut self, param: NamedParam<'_, A>) {
-        let Momentum { lr, momentum, v } = &mut self.momentum;
+        let Momentum { lr, momentum, v } = &mut self.base;
         let (lr, alpha) = (scalar::<A>(*lr), scalar::<A>(*momentum));
         v.update(param, |w, v, g| {
             *v = alpha * *v - lr * g;
@@ -40,8 +40,9 @@ impl<A: NdFloat> Optimizer<A> for Nesterov<A> {
         });
     }
 
-    state_in_slots!(momentum.v);
+    state_in_slots!(base.v);
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use ndarray::{NdFloat, Zip};
 
-use super::{Optimizer, for_each_element, on_all_threads, scalar};
+use super::{Optimizer, for_each_element, scalar};
 use crate::net::NamedParam;
 
 /// Plain SGD with learning rate `η` (`lr`).

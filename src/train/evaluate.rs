@@ -38,7 +38,7 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     let rows = net.eval_rows();
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
-    let per_thread = starts.len().div_ceil(parallel::threads()).max(1);
+    let per_thread = parallel::per_thread(starts.len());
     let groups: Vec<_> = starts
         .chunks(per_thread)
         .zip(results.chunks_mut(per_thread))

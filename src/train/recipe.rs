@@ -1,6 +1,8 @@
 //! The book's recipes: which optimizer and learning rate a net trains with unless told
-//! otherwise, and where a weight decay goes. The CLI, the examples and the experiments take
-//! their defaults from here.
+//! otherwise, and where a weight decay goes. `backprop train` and the chapter 7 and 8
+//! examples take their defaults from here; chapter 6's experiments keep the settings of each
+//! experiment in the book (the optimizers at their classes' default rates, the
+//! initialisations with SGD 0.01).
 //!
 //! | net | optimizer | learning rate | book |
 //! |---|---|---|---|
@@ -34,21 +36,16 @@ impl Recipe {
             ModelKind::SimpleConv | ModelKind::DeepConv => OptimizerKind::Adam,
         };
         Recipe {
-            optimizer: OptimizerSpec::new(optimizer),
+            optimizer: at_default_lr(optimizer),
             l2: 0.0,
         }
-        .with_optimizer(optimizer)
     }
 
     /// The same with another update rule, at its default learning rate (SGD 0.1, as in
     /// chapter 5; the others their book class's) and default hyper-parameters.
     pub fn with_optimizer(self, kind: OptimizerKind) -> Self {
-        let lr = match kind {
-            OptimizerKind::Sgd => 0.1,
-            other => other.default_lr(),
-        };
         Recipe {
-            optimizer: OptimizerSpec::new(kind).with_lr(lr),
+            optimizer: at_default_lr(kind),
             ..self
         }
     }
@@ -68,6 +65,16 @@ impl Recipe {
         }
         self
     }
+}
+
+/// `kind` with its default hyper-parameters, at chapter 5's 0.1 for SGD and its book class's
+/// learning rate otherwise.
+fn at_default_lr(kind: OptimizerKind) -> OptimizerSpec {
+    let lr = match kind {
+        OptimizerKind::Sgd => 0.1,
+        other => other.default_lr(),
+    };
+    OptimizerSpec::new(kind).with_lr(lr)
 }
 
 #[cfg(test)]

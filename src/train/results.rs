@@ -12,6 +12,10 @@ use crate::optim::Optimizer;
 
 /// The model's file name in a run's folder.
 pub const MODEL_FILE: &str = "model.safetensors";
+/// The metrics' file name: a row per evaluation.
+pub const METRICS_FILE: &str = "metrics.csv";
+/// The curves' file name: the loss and accuracy plots.
+pub const CURVES_FILE: &str = "curves.png";
 
 /// What a model trained on `data` records of itself: its net, the input normalisation, the
 /// image size, the class names and the data set (its test accuracy once known).
@@ -55,7 +59,7 @@ pub fn save_results<O: Optimizer<f32>>(
     info: &ModelInfo,
     outcome: Result<()>,
 ) -> Result<()> {
-    let (metrics, curves) = (dir.join("metrics.csv"), dir.join("curves.png"));
+    let (metrics, curves) = (dir.join(METRICS_FILE), dir.join(CURVES_FILE));
     let csv = metrics_csv(trainer.history());
     let png = crate::plot::training_curves(&curves, trainer.losses(), trainer.history())?;
     let mut results: Vec<(&Path, &[u8])> = vec![(&metrics, csv.as_bytes()), (&curves, &png)];

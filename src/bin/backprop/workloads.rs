@@ -117,7 +117,7 @@ impl Workload {
 pub struct BenchResult {
     /// Always `backprop`.
     pub peer: &'static str,
-    /// `W1`, `W2` or `W3`.
+    /// `W1`, `W2`, `W3` or `W4`.
     pub workload: &'static str,
     /// Repetition index; also the seed.
     pub rep: u64,
