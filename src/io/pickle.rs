@@ -294,10 +294,9 @@ struct Machine<'a> {
 
 type Step<T> = std::result::Result<T, String>;
 
-/// The error for an opcode outside those a dict of numpy arrays needs.
-fn unknown_opcode(op: u8, at: usize) -> String {
-    format!("opcode 0x{op:02x} at byte {at} is not one a dict of numpy arrays needs")
-}
+/// A family of opcodes: runs `op` (read at byte `at`) and says `true`, or says `false` when
+/// `op` is not one of its own.
+type Family<'a> = fn(&mut Machine<'a>, u8, usize) -> Step<bool>;
 
 impl<'a> Machine<'a> {
     fn new(input: &'a [u8]) -> Self {
@@ -450,26 +449,34 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Runs opcode `op`, read at byte `at`, by its family.
+    /// Runs opcode `op`, read at byte `at`: each family of opcodes runs it or says it is not
+    /// one of its own.
     fn execute(&mut self, op: u8, at: usize) -> Step<()> {
-        match op {
-            0x95 | 0x80 | b'(' | b'0' | b'1' | b'2' => self.framing(op, at),
-            b'N' | 0x88 | 0x89 | b'J' | b'G' | b'K' | b'M' | 0x8a => self.number(op, at),
-            0x8c | b'X' | 0x8d | b'C' | b'B' | 0x8e | 0x96 => self.string(op, at),
-            b')' | 0x85..=0x87 | b't' | b']' | b'l' | b'a' | b'e' | b'}' | b'd' | b's' | b'u' => {
-                self.container(op, at)
+        let families: [Family<'a>; 6] = [
+            Self::framing,
+            Self::number,
+            Self::string,
+            Self::container,
+            Self::memo_op,
+            Self::object,
+        ];
+        for family in families {
+            if family(self, op, at)? {
+                return Ok(());
             }
-            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo_op(op, at),
-            b'c' | 0x93 | b'R' | b'b' => self.object(op, at),
+        }
+        match op {
             0x97 | 0x98 => Err(format!(
                 "an out-of-band buffer at byte {at}: the data is not in the file"
             )),
-            other => Err(unknown_opcode(other, at)),
+            other => Err(format!(
+                "opcode 0x{other:02x} at byte {at} is not one a dict of numpy arrays needs"
+            )),
         }
     }
 
     /// FRAME, PROTO, MARK, POP, POP_MARK, DUP.
-    fn framing(&mut self, op: u8, at: usize) -> Step<()> {
+    fn framing(&mut self, op: u8, at: usize) -> Step<bool> {
         match op {
             0x95 => {
                 // FRAME: a length hint for buffered reading; the frame must be there.
@@ -492,13 +499,13 @@ impl<'a> Machine<'a> {
                 let value = self.top()?.clone();
                 self.push(value)?;
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// None, booleans and numbers.
-    fn number(&mut self, op: u8, at: usize) -> Step<()> {
+    fn number(&mut self, op: u8, at: usize) -> Step<bool> {
         match op {
             b'N' => self.push(Value::None)?,
             0x88 => self.push(Value::Bool(true))?,
@@ -535,13 +542,13 @@ impl<'a> Machine<'a> {
                 }
                 self.push(Value::Int(v))?;
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Text and bytes.
-    fn string(&mut self, op: u8, at: usize) -> Step<()> {
+    fn string(&mut self, op: u8, _at: usize) -> Step<bool> {
         match op {
             0x8c => {
                 let n = self.u8()?;
@@ -574,13 +581,13 @@ impl<'a> Machine<'a> {
                 let v = self.bytes(n)?;
                 self.push(v)?;
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Tuples, lists and dicts.
-    fn container(&mut self, op: u8, at: usize) -> Step<()> {
+    fn container(&mut self, op: u8, at: usize) -> Step<bool> {
         match op {
             b')' => self.push(Value::Tuple(Rc::new([]), 1))?,
             0x85..=0x87 => {
@@ -637,13 +644,13 @@ impl<'a> Machine<'a> {
                 items.iter().try_for_each(in_dict)?;
                 self.dict_top()?.borrow_mut().extend(items);
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The memo: PUT and GET.
-    fn memo_op(&mut self, op: u8, at: usize) -> Step<()> {
+    fn memo_op(&mut self, op: u8, _at: usize) -> Step<bool> {
         match op {
             b'q' => {
                 let slot = self.u8()?;
@@ -665,13 +672,13 @@ impl<'a> Machine<'a> {
                 let slot = self.u32()?;
                 self.memo_get(slot)?;
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Globals, calls (REDUCE) and BUILD.
-    fn object(&mut self, op: u8, at: usize) -> Step<()> {
+    fn object(&mut self, op: u8, at: usize) -> Step<bool> {
         match op {
             b'c' => {
                 let module = self.line()?;
@@ -700,9 +707,9 @@ impl<'a> Machine<'a> {
                 let target = self.top()?.clone();
                 build(&target, state, &mut self.budget).map_err(|e| format!("byte {at}: {e}"))?;
             }
-            other => return Err(unknown_opcode(other, at)),
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn list_top(&self) -> Step<Shared<Vec<Value>>> {

@@ -92,11 +92,15 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         };
         let eps = Self::constant(EPS);
         let inv_std = var.mapv(|v| A::one() / (v + eps).sqrt());
-        each_with_features(&mut x, [&mean, &inv_std], |v, [mu, s]| *v = (*v - mu) * s); // x ← x̂
+        Zip::from(&mut x) // x ← x̂
+            .and_broadcast(&mean)
+            .and_broadcast(&inv_std)
+            .for_each(|v, &mu, &s| *v = (*v - mu) * s);
         let mut y = x.clone();
-        each_with_features(&mut y, [&self.gamma, &self.beta], |v, [g, b]| {
-            *v = g * *v + b
-        });
+        Zip::from(&mut y) // y = γ ⊙ x̂ + β
+            .and_broadcast(&self.gamma)
+            .and_broadcast(&self.beta)
+            .for_each(|v, &g, &b| *v = g * *v + b);
         self.cache = (mode == Mode::Train).then(|| (x, inv_std, shape.clone()));
         y.into_shape_with_order(shape)
             .expect("y has as many elements as x")
@@ -111,7 +115,9 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         let (mut g, _) = flatten_batch("BatchNorm", dout, ("gamma", self.gamma.shape()));
         self.dbeta = g.sum_axis(Axis(0));
         self.dgamma = (&g * x_hat).sum_axis(Axis(0));
-        each_with_features(&mut g, [&self.gamma], |v, [gamma]| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
+        Zip::from(&mut g)
+            .and_broadcast(&self.gamma)
+            .for_each(|v, &gamma| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
         let (mean_g, mean_g_xhat) = (mean_over_batch(&g), mean_over_batch(&(&g * x_hat)));
         Zip::from(&mut g)
             .and(x_hat)
@@ -177,20 +183,6 @@ impl<A: NdFloat> BatchNorm<A> {
 fn mean_over_batch<A: NdFloat>(rows: &Array2<A>) -> Array1<A> {
     let inv_n = A::one() / A::from(rows.nrows()).expect("a batch size fits the float type");
     rows.sum_axis(Axis(0)) * inv_n
-}
-
-/// `f(value, [per-feature values])` for every value of every row of `x (N, D)`, with the
-/// per-feature vectors `(D,)` given.
-fn each_with_features<A: NdFloat, const K: usize>(
-    x: &mut Array2<A>,
-    features: [&Array1<A>; K],
-    f: impl Fn(&mut A, [A; K]),
-) {
-    for mut row in x.rows_mut() {
-        for (j, v) in row.iter_mut().enumerate() {
-            f(v, features.map(|feature| feature[j]));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //!
 //! A training pass caches every image's `colₙᵀ` (kept transposed, `(C·FH·FW, OH·OW)`, see
 //! [`im2col_image`](super::im2col_image())) and the input shape; an inference pass keeps
-//! nothing, as no backward follows it. Working image by image gives
+//! nothing for backward, as none follows it. Working image by image gives
 //! the output directly in the `(N, FN, OH, OW)` layout; how that and the threads make it fast
 //! is in [`crate::machinery`].
 //!
@@ -63,6 +63,9 @@ pub struct Convolution<A> {
     /// `(N, C, H, W)` of the last training pass (none after an inference pass). Reused by the
     /// next training pass of the same shape.
     cache: Option<(Array3<A>, ImageShape)>,
+    /// Inference's `colᵀ` buffers, one per thread's group of images, kept for the next
+    /// inference pass with the same `(groups, C, H, W)` (their padding entries stay 0).
+    eval_cols: Option<(Array3<A>, ImageShape)>,
 }
 
 impl<A: Clone> Clone for Convolution<A> {
@@ -75,6 +78,7 @@ impl<A: Clone> Clone for Convolution<A> {
             stride: self.stride,
             pad: self.pad,
             cache: None,
+            eval_cols: None,
         }
     }
 }
@@ -100,6 +104,7 @@ impl<A: NdFloat> Convolution<A> {
             stride,
             pad,
             cache: None,
+            eval_cols: None,
         }
     }
 
@@ -233,21 +238,26 @@ impl<A: NdFloat> Convolution<A> {
     }
 
     /// [`forward_image`](Self::forward_image) for every image, in one group per thread with one
-    /// `colᵀ` buffer each: inference keeps nothing for backward, so its memory is a few images'
-    /// rows, not a batch's.
-    fn forward_in_groups(&self, x: &Array4<A>, y: &mut Array3<A>) {
-        let (rows, pixels) = (self.w_col().ncols(), y.len_of(Axis(2)));
-        let group = per_thread(x.dim().0);
+    /// `colᵀ` buffer each (kept for the next inference pass): inference keeps nothing for
+    /// backward, so its memory is one image's rows per thread, not a batch's.
+    fn forward_in_groups(&mut self, x: &Array4<A>, y: &mut Array3<A>) {
+        let ((n, c, h, w), group) = (x.dim(), per_thread(x.dim().0));
+        let groups = n.div_ceil(group);
+        let dim = Ix3(groups, self.w_col().ncols(), y.len_of(Axis(2)));
+        let mut cols = reuse_for(&mut self.eval_cols, &(groups, c, h, w), dim, A::zero());
         let x_groups = x.axis_chunks_iter(Axis(0), group);
-        let jobs: Vec<_> = x_groups
-            .zip(y.axis_chunks_iter_mut(Axis(0), group))
-            .collect();
-        parallel_each(jobs, |(x_group, mut y_group)| {
-            let mut col_t = Array2::zeros((rows, pixels));
-            for (x_n, y_n) in x_group.outer_iter().zip(y_group.outer_iter_mut()) {
-                self.forward_image(x_n, col_t.view_mut(), y_n);
-            }
-        });
+        let y_groups = y.axis_chunks_iter_mut(Axis(0), group);
+        parallel_zip3(
+            x_groups,
+            y_groups,
+            cols.outer_iter_mut(),
+            |(x_group, mut y_group, mut col_t)| {
+                for (x_n, y_n) in x_group.outer_iter().zip(y_group.outer_iter_mut()) {
+                    self.forward_image(x_n, col_t.view_mut(), y_n);
+                }
+            },
+        );
+        self.eval_cols = Some((cols, (groups, c, h, w)));
     }
 
     /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`.
@@ -395,7 +405,10 @@ mod tests {
                 trained,
                 "stride {stride} pad {pad}"
             );
-            assert!(fresh.cache.is_none(), "inference keeps nothing");
+            assert!(
+                fresh.cache.is_none(),
+                "inference keeps nothing for backward"
+            );
         }
     }
 

@@ -59,17 +59,16 @@ pub fn save_results<O: Optimizer<f32>>(
     info: &ModelInfo,
     outcome: Result<()>,
 ) -> Result<()> {
+    if let Err(e @ Error::Io { .. }) = outcome {
+        return Err(e); // a checkpoint that could not be written: so would these be
+    }
     let (metrics, curves) = (dir.join(METRICS_FILE), dir.join(CURVES_FILE));
     let csv = metrics_csv(trainer.history());
     let png = crate::plot::training_curves(&curves, trainer.losses(), trainer.history())?;
     let mut results: Vec<(&Path, &[u8])> = vec![(&metrics, csv.as_bytes()), (&curves, &png)];
-    match outcome {
-        Ok(()) => {}
-        Err(e @ Error::Io { .. }) => return Err(e),
-        Err(e) => {
-            let _ = write_together(&results);
-            return Err(e);
-        }
+    if let Err(e) = outcome {
+        let _ = write_together(&results); // the curves up to where it stopped, when they can be
+        return Err(e);
     }
     let info = ModelInfo {
         test_accuracy: trainer.test_accuracy_now(),
