@@ -109,7 +109,9 @@ fn a_missing_file_or_bad_label_is_named() {
     std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let err = load(None, Some(dir.path())).unwrap_err().to_string();
     assert!(
-        err.contains("has no t10k-labels-idx1-ubyte.gz or t10k-labels-idx1-ubyte"),
+        err.contains(
+            "has no t10k-labels-idx1-ubyte.gz, t10k-labels-idx1-ubyte.xz or t10k-labels-idx1-ubyte"
+        ),
         "{err}"
     );
 

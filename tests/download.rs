@@ -40,10 +40,7 @@ fn serve() -> (String, Arc<AtomicUsize>) {
             } else {
                 file
             };
-            let original = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("data/mnist")
-                .join(file);
-            let body = match (kind, std::fs::read(&original)) {
+            let body = match (kind, original_gz(file)) {
                 (_, Err(_)) | ("missing", _) => {
                     let _ = stream.write_all(
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -70,6 +67,31 @@ fn serve() -> (String, Arc<AtomicUsize>) {
         }
     });
     (base, count)
+}
+
+/// `NAME.gz` as the mirrors serve it: the original bytes of the repository's
+/// `data/mnist/NAME.xz`, gzip-compressed (once per test binary).
+fn original_gz(file: &str) -> std::io::Result<Vec<u8>> {
+    static ORIGINALS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    let originals = ORIGINALS.get_or_init(|| {
+        FILE_NAMES
+            .iter()
+            .map(|name| {
+                let xz =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/mnist/{name}.xz"));
+                let idx = backprop::data::read_idx(&xz).unwrap();
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(&backprop::data::encode_idx(&idx.dims, &idx.data))
+                    .unwrap();
+                (format!("{name}.gz"), gz.finish().unwrap())
+            })
+            .collect()
+    });
+    originals
+        .iter()
+        .find(|(name, _)| name == file)
+        .map(|(_, gz)| gz.clone())
+        .ok_or(std::io::ErrorKind::NotFound.into())
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -141,7 +163,8 @@ fn when_every_mirror_fails_nothing_is_written_and_each_reason_is_given() {
         err.contains("/truncated/train-images-idx3-ubyte.gz: interrupted after "),
         "{err}"
     );
-    assert!(err.contains(" of 9912422 bytes"), "{err}");
+    let served = original_gz("train-images-idx3-ubyte.gz").unwrap().len();
+    assert!(err.contains(&format!(" of {served} bytes")), "{err}");
     assert!(
         err.contains("/missing/train-images-idx3-ubyte.gz: http status: 404"),
         "{err}"

@@ -292,12 +292,11 @@ fn data_folder_with(bad: &str) -> (tempfile::TempDir, PathBuf) {
     write("train-labels-idx1-ubyte", &labels);
     write("t10k-images-idx3-ubyte", &images);
     write("t10k-labels-idx1-ubyte", &labels);
-    let name = if bad.ends_with(".gz") {
-        "train-images-idx3-ubyte.gz"
-    } else {
-        "train-images-idx3-ubyte"
-    };
-    let file = dir.path().join(name);
+    let compressed = [".gz", ".xz"].into_iter().find(|ext| bad.ends_with(ext));
+    let file = dir.path().join(format!(
+        "train-images-idx3-ubyte{}",
+        compressed.unwrap_or("")
+    ));
     std::fs::copy(corpus(&format!("idx/{bad}")), &file).unwrap();
     (dir, file)
 }
@@ -338,6 +337,7 @@ fn every_command_that_reads_data_refuses_every_bad_idx_file() {
             "truncated: the header says [60000, 28, 28] = 47040000 bytes of data, but only 2352 follow",
         ),
         ("corrupt.gz", "corrupt gzip data: unexpected end of file"),
+        ("corrupt.xz", "corrupt xz data: dist overflow"),
     ];
     let model = corpus("model/good.safetensors");
     for (bad, why) in cases {

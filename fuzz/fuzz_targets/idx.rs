@@ -1,5 +1,6 @@
 //! The IDX reader on arbitrary bytes, raw and (when the first byte is odd) gzip-compressed,
-//! so the fuzzer explores both the header checks behind the decoder and corrupt gzip streams.
+//! so the fuzzer explores both the header checks behind the decoder and corrupt gzip streams;
+//! raw bytes that start with the xz magic (the seed `corrupt.xz`) reach the xz decoder.
 #![no_main]
 
 use std::io::Write;

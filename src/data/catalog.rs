@@ -143,26 +143,25 @@ pub fn cache_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache/backprop")))
 }
 
-/// The four files in `dir`, each as `NAME.gz` or `NAME`, or the first one missing.
+/// The four files in `dir`, each as `NAME.gz`, `NAME.xz` or `NAME`, or the first one missing.
 ///
 /// # Errors
-/// Naming the first file that is in neither form.
+/// Naming the first file that is in none of these forms.
 pub fn files_in(dir: &Path) -> Result<[PathBuf; 4]> {
     let mut found: [PathBuf; 4] = Default::default();
     for (slot, name) in found.iter_mut().zip(FILE_NAMES) {
-        let gz = dir.join(format!("{name}.gz"));
-        let raw = dir.join(name);
-        if gz.is_file() {
-            *slot = gz;
-        } else if raw.is_file() {
-            *slot = raw;
-        } else {
-            return Err(Error::DatasetNotFound(format!(
-                "{} has no {name}.gz or {name}; a data folder holds {}",
-                dir.display(),
-                FILE_NAMES.join(", ")
-            )));
-        }
+        let forms = [format!("{name}.gz"), format!("{name}.xz"), name.to_string()];
+        *slot = forms
+            .iter()
+            .map(|form| dir.join(form))
+            .find(|path| path.is_file())
+            .ok_or_else(|| {
+                Error::DatasetNotFound(format!(
+                    "{} has no {name}.gz, {name}.xz or {name}; a data folder holds {}",
+                    dir.display(),
+                    FILE_NAMES.join(", ")
+                ))
+            })?;
     }
     Ok(found)
 }

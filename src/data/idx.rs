@@ -1,4 +1,4 @@
-//! The IDX file format of MNIST and Fashion-MNIST, raw or gzip-compressed.
+//! The IDX file format of MNIST and Fashion-MNIST, raw or compressed (gzip, xz).
 //!
 //! ```text
 //! offset 0  u8 0, u8 0, u8 type (0x08 = unsigned byte), u8 ndim
@@ -17,12 +17,8 @@
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use flate2::bufread::GzDecoder;
-
+use super::compressed::{Compression, decompressed};
 use crate::error::{Error, Result};
-
-/// The first two bytes of a gzip stream.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// The largest payload accepted: 4 GiB, far beyond any data set this crate trains on.
 const MAX_PAYLOAD: u64 = 4 << 30;
@@ -36,7 +32,7 @@ pub struct Idx {
     pub data: Vec<u8>,
 }
 
-/// Reads an IDX file, gzip-compressed or not (told apart by content, not by name), as it
+/// Reads an IDX file, compressed or not (told apart by content, not by name), as it
 /// streams from disk: the items are the only copy held in memory.
 ///
 /// # Errors
@@ -48,7 +44,7 @@ pub fn read_idx(path: &Path) -> Result<Idx> {
     parse_reader(std::io::BufReader::new(file), len, path)
 }
 
-/// Parses IDX `bytes` (raw or gzip); `path` only names the file in errors.
+/// Parses IDX `bytes` (raw, gzip or xz); `path` only names the file in errors.
 ///
 /// # Errors
 /// As [`read_idx`].
@@ -56,29 +52,26 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<Idx> {
     parse_reader(bytes, bytes.len() as u64, path)
 }
 
-/// Parses `len` bytes of IDX from `reader`, gunzipping them first when they start with the
-/// gzip magic.
-fn parse_reader(mut reader: impl BufRead, len: u64, path: &Path) -> Result<Idx> {
-    let invalid = |what: String| Error::Idx {
+/// Parses `len` bytes of IDX from `reader`, decompressing them first when their first bytes
+/// say they are gzip or xz.
+fn parse_reader(reader: impl BufRead, len: u64, path: &Path) -> Result<Idx> {
+    let (mut content, compression) = decompressed(reader).map_err(|e| Error::io(path, e))?;
+    if compression == Compression::None {
+        return parse_stream(content, Some(len), path);
+    }
+    let corrupt = |source| Error::Idx {
         path: path.to_path_buf(),
-        what,
+        what: format!("corrupt {} data: {source}", compression.name()),
     };
-    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
-    if head.starts_with(&GZIP_MAGIC) {
-        let corrupt = |source| invalid(format!("corrupt gzip data: {source}"));
-        let mut decoder = GzDecoder::new(reader);
-        match parse_stream(&mut decoder, None, path) {
-            Err(Error::Io { source, .. }) => Err(corrupt(source)),
-            // A payload of the wrong length may be the work of a corrupt stream: its checksum,
-            // at the end, tells (read to the end without keeping anything).
-            Err(mismatch) => match std::io::copy(&mut decoder, &mut std::io::sink()) {
-                Err(source) => Err(corrupt(source)),
-                Ok(_) => Err(mismatch),
-            },
-            parsed => parsed,
-        }
-    } else {
-        parse_stream(reader, Some(len), path)
+    match parse_stream(&mut content, None, path) {
+        Err(Error::Io { source, .. }) => Err(corrupt(source)),
+        // A payload of the wrong length may be the work of a corrupt stream: its checksum,
+        // at the end, tells (read to the end without keeping anything).
+        Err(mismatch) => match std::io::copy(&mut content, &mut std::io::sink()) {
+            Err(source) => Err(corrupt(source)),
+            Ok(_) => Err(mismatch),
+        },
+        parsed => parsed,
     }
 }
 

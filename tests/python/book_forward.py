@@ -2,18 +2,18 @@
 written again in numpy for pickle_interop.py: Affine, ReLU, Sigmoid, Convolution by im2col,
 max Pooling, and Dropout in its inference form (x * (1 - ratio)), assembled from a params
 dict as the book's nets assemble theirs (W1, b1, W2, b2, ...)."""
-import gzip
+import lzma
 
 import numpy as np
 
 
 def mnist_test():
     def read(name, offset):
-        with gzip.open(f"data/mnist/{name}") as f:
+        with lzma.open(f"data/mnist/{name}") as f:
             return np.frombuffer(f.read()[offset:], dtype=np.uint8)
 
-    x = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28).astype(np.float64) / 255.0
-    return x, read("t10k-labels-idx1-ubyte.gz", 8)
+    x = read("t10k-images-idx3-ubyte.xz", 16).reshape(-1, 1, 28, 28).astype(np.float64) / 255.0
+    return x, read("t10k-labels-idx1-ubyte.xz", 8)
 
 
 def im2col(x, fh, fw, stride, pad):

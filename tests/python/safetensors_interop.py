@@ -7,7 +7,7 @@ usage: safetensors_interop.py BACKPROP_BINARY MODEL_DIR SCRATCH_DIR
 2. A model written here in float64 with the book's names and no metadata loads in backprop,
    which infers the net from the shapes and gets the accuracy numpy computes.
 """
-import gzip
+import lzma
 import json
 import subprocess
 import sys
@@ -22,9 +22,9 @@ model_path = f"{model_dir}/model.safetensors"
 
 def mnist_test():
     root = "data/mnist"
-    with gzip.open(f"{root}/t10k-images-idx3-ubyte.gz") as f:
+    with lzma.open(f"{root}/t10k-images-idx3-ubyte.xz") as f:
         x = np.frombuffer(f.read()[16:], dtype=np.uint8).reshape(-1, 784)
-    with gzip.open(f"{root}/t10k-labels-idx1-ubyte.gz") as f:
+    with lzma.open(f"{root}/t10k-labels-idx1-ubyte.xz") as f:
         t = np.frombuffer(f.read()[8:], dtype=np.uint8)
     return x.astype(np.float32) / 255.0, t
 

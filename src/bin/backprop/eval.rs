@@ -17,7 +17,7 @@ pub struct Args {
     /// Data set (default: the one the model was trained on, else mnist).
     #[arg(long)]
     dataset: Option<Known>,
-    /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
+    /// A folder with the four IDX files (train/t10k images/labels; .gz, .xz or not compressed).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Evaluate on the training split instead of the test split.

@@ -28,7 +28,7 @@ struct Common {
     /// Data set: mnist (built in) or fashion-mnist.
     #[arg(long, global = true)]
     dataset: Option<Known>,
-    /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
+    /// A folder with the four IDX files (train/t10k images/labels; .gz, .xz or not compressed).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Folder for the figure (NAME.png).

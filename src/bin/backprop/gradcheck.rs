@@ -30,7 +30,7 @@ pub struct Args {
     /// Data set: mnist or fashion-mnist.
     #[arg(long)]
     dataset: Option<Known>,
-    /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
+    /// A folder with the four IDX files (train/t10k images/labels; .gz, .xz or not compressed).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
 }

@@ -92,7 +92,7 @@ pub struct Args {
     /// Data set: mnist (built in) or fashion-mnist.
     #[arg(long)]
     dataset: Option<Known>,
-    /// A folder with the four IDX files (train/t10k images/labels, .gz or not).
+    /// A folder with the four IDX files (train/t10k images/labels; .gz, .xz or not compressed).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Output folder for model.safetensors, metrics.csv, curves.png (default: runs/<time>).
