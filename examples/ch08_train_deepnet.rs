@@ -35,7 +35,7 @@ fn main() -> Result<(), backprop::Error> {
             "=== iter {}, train acc:{:.4}, test acc:{:.4} ===",
             r.iter, r.train_acc, r.test_acc
         ),
-        Event::Step { .. } => {}
+        Event::Step { .. } | Event::Weights(_) => {}
     })?;
     let test_acc = evaluate(&mut trainer.net, &mnist.test, 10).accuracy;
     println!("=============== Final Test Accuracy ===============");

@@ -404,6 +404,47 @@ pub fn first_layer_tiles(
     }
 }
 
+/// `tiles` side by side, `columns` a row, each pixel a `scale × scale` square, one pixel of
+/// white between them, as a grey PNG in memory; with its `(width, height)`. Unlike
+/// [`image_grid`] it draws no text, so it needs no font.
+///
+/// # Errors
+/// When there are no tiles or the PNG cannot be encoded.
+pub fn grey_mosaic_png(
+    tiles: &[Tile],
+    columns: usize,
+    scale: u32,
+) -> Result<(Vec<u8>, (u32, u32))> {
+    let (rows, cols) = tiles.iter().fold((0, 0), |(r, c), t| {
+        (r.max(t.pixels.nrows()), c.max(t.pixels.ncols()))
+    });
+    let columns = columns.clamp(1, tiles.len().max(1));
+    let cell = |n: usize| n as u32 * scale + 1;
+    let width = columns as u32 * cell(cols) + 1;
+    let height = tiles.len().div_ceil(columns) as u32 * cell(rows) + 1;
+    if tiles.is_empty() || rows == 0 || cols == 0 {
+        return Err(Error::Invalid("no pictures to draw".into()));
+    }
+    let mut picture = image::GrayImage::from_pixel(width, height, image::Luma([255]));
+    for (i, t) in tiles.iter().enumerate() {
+        let (x0, y0) = (
+            1 + (i % columns) as u32 * cell(cols),
+            1 + (i / columns) as u32 * cell(rows),
+        );
+        for ((r, c), &v) in t.pixels.indexed_iter() {
+            let grey = image::Luma([(255.0 * (1.0 - v.clamp(0.0, 1.0))).round() as u8]);
+            for (dy, dx) in (0..scale).flat_map(|dy| (0..scale).map(move |dx| (dy, dx))) {
+                picture.put_pixel(x0 + c as u32 * scale + dx, y0 + r as u32 * scale + dy, grey);
+            }
+        }
+    }
+    let mut png = std::io::Cursor::new(Vec::new());
+    picture
+        .write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| Error::Invalid(format!("could not encode a PNG: {e}")))?;
+    Ok((png.into_inner(), (width, height)))
+}
+
 /// Groups of pictures, each group under a heading, `columns` pictures a row, every pixel
 /// drawn as a `scale × scale` square, saved as PNG.
 ///

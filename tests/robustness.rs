@@ -172,6 +172,17 @@ fn every_command_refuses_every_bad_model_file() {
         );
         let converted = out.path().join("converted.safetensors");
         fails_with(&["convert", &model, converted.to_str().unwrap()], &message);
+        let onnx = out.path().join("model.onnx");
+        fails_with(
+            &[
+                "export",
+                "--model",
+                &model,
+                "--onnx",
+                onnx.to_str().unwrap(),
+            ],
+            &message,
+        );
         let run = out.path().join("run");
         fails_with(
             &[

@@ -1,4 +1,5 @@
-//! Model files: safetensors, the book's pickles, and atomic writes.
+//! Model files: safetensors, the book's pickles, and atomic writes; ONNX export and
+//! TensorBoard's event files.
 //!
 //! A model file holds one tensor per parameter, named as in the book (`W1`, `b1`, `W2`, …,
 //! with `W` of shape `(in, out)`), in `F32` (`F64` is read too), and string metadata:
@@ -46,8 +47,10 @@ const MAX_TENSORS: usize = 4096;
 
 mod atomic;
 mod model;
+pub mod onnx;
 pub mod pickle;
 mod recognise;
+pub mod tensorboard;
 mod tensors;
 
 pub use atomic::{TEMP_PREFIX, remove_stale_temporaries, write_atomically, write_together};

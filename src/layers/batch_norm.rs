@@ -71,6 +71,21 @@ impl<A: NdFloat> BatchNorm<A> {
         }
     }
 
+    /// Scale `γ` and shift `β`.
+    pub fn scale_and_shift(&self) -> (&Array1<A>, &Array1<A>) {
+        (&self.gamma, &self.beta)
+    }
+
+    /// The running mean and variance that inference normalises with.
+    pub fn running_statistics(&self) -> (&Array1<A>, &Array1<A>) {
+        (&self.running_mean, &self.running_var)
+    }
+
+    /// `ε` of `√(σ² + ε)`.
+    pub fn epsilon(&self) -> f64 {
+        EPS
+    }
+
     fn constant(v: f64) -> A {
         A::from(v).expect("a small constant fits the float type")
     }

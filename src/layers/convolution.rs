@@ -123,6 +123,11 @@ impl<A: NdFloat> Convolution<A> {
         &self.w
     }
 
+    /// The bias `b (FN,)`.
+    pub fn bias(&self) -> &Array1<A> {
+        &self.b
+    }
+
     /// `x` as a batch of images `(N, C, H, W)` in standard layout.
     ///
     /// # Panics
@@ -140,7 +145,8 @@ impl<A: NdFloat> Convolution<A> {
         }
     }
 
-    fn window(&self) -> Window {
+    /// The window of the filters: `FH × FW`, stride and padding.
+    pub fn window(&self) -> Window {
         Window {
             height: self.w.len_of(Axis(2)),
             width: self.w.len_of(Axis(3)),

@@ -187,16 +187,25 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
     }
 }
 
-/// A boxed copy of a layer; implemented for every layer that is `Clone`.
+/// A boxed copy of a layer, and the layer as its concrete type; implemented for every layer
+/// that is `Clone`.
 pub trait CloneLayer<A: NdFloat> {
     /// A copy of the layer, its caches included unless the layer says otherwise (a
     /// Convolution's copy leaves out its im2col rows).
     fn clone_layer(&self) -> Box<dyn Layer<A>>;
+
+    /// The layer, for code that reads a concrete layer's settings (the ONNX export:
+    /// `layer.as_any().downcast_ref::<Convolution<f32>>()`).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<A: NdFloat, L: Layer<A> + Clone + 'static> CloneLayer<A> for L {
     fn clone_layer(&self) -> Box<dyn Layer<A>> {
         Box::new(self.clone())
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

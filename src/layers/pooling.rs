@@ -63,6 +63,11 @@ impl Pooling {
             argmax: None,
         }
     }
+
+    /// The pooling window: `PH × PW`, stride and padding.
+    pub fn window(&self) -> Window {
+        self.window
+    }
 }
 
 impl<A: NdFloat> Layer<A> for Pooling {

@@ -38,6 +38,10 @@ pub struct RunSettings {
     /// given again.
     #[serde(default)]
     pub checkpoint_every: Option<usize>,
+    /// The TensorBoard run folder (`--tensorboard`); a resumed run keeps writing there unless
+    /// given another.
+    #[serde(default)]
+    pub tensorboard: Option<PathBuf>,
 }
 
 impl RunSettings {
@@ -136,7 +140,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
         dir: &Path,
         info: &ModelInfo,
         settings: &RunSettings,
-        mut observe: impl FnMut(Event<'_>),
+        mut observe: impl FnMut(Event<'_, f32>),
     ) -> Result<()> {
         let every = settings.checkpoint_every.unwrap_or(usize::MAX);
         let iters = self.config().iters;

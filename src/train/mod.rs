@@ -16,20 +16,23 @@
 //! | `checkpoint.rs` | the checkpoint format: [`Trainer::checkpoint`], [`Trainer::resume`], [`RunSettings`] |
 //! | `results.rs` | the files a run leaves: `metrics.csv`, `curves.png`, `model.safetensors` ([`save_results`]) |
 //! | `recipe.rs` | the book's defaults: which optimizer and learning rate, where weight decay goes ([`Recipe`]) |
+//! | `tensorboard.rs` | what a run records for TensorBoard, and when ([`TensorBoard`]) |
 
 mod checkpoint;
 mod evaluate;
 mod recipe;
 mod results;
+mod tensorboard;
 
 pub use checkpoint::{CHECKPOINT_FILE, RunSettings};
 pub use evaluate::{Evaluation, evaluate, map_blocks, predictions};
 pub use recipe::Recipe;
 pub use results::{CURVES_FILE, METRICS_FILE, MODEL_FILE, metrics_csv, model_info, save_results};
+pub use tensorboard::TensorBoard;
 
 use std::time::Instant;
 
-use ndarray::NdFloat;
+use ndarray::{ArrayViewD, NdFloat};
 
 use crate::data::{Batch, Dataset, Sampler, Sampling, prefetch};
 use crate::error::{Error, Result};
@@ -87,8 +90,8 @@ pub struct Record {
 }
 
 /// What a running training reports to its observer.
-#[derive(Debug, Clone, Copy)]
-pub enum Event<'a> {
+#[derive(Debug)]
+pub enum Event<'a, A: NdFloat> {
     /// An iteration finished with this mini-batch loss.
     Step {
         /// The iteration, from 0.
@@ -98,6 +101,32 @@ pub enum Event<'a> {
     },
     /// An evaluation finished.
     Evaluated(&'a Record),
+    /// Right after each evaluation: the net's parameters and the gradients of the last step,
+    /// for an observer that records them (TensorBoard's histograms).
+    Weights(Weights<'a, A>),
+}
+
+/// The parameters of the net being trained, read-only, at an evaluation.
+pub struct Weights<'a, A: NdFloat> {
+    /// The iteration of the evaluation.
+    pub iter: usize,
+    net: &'a mut Sequential<A>,
+}
+
+impl<A: NdFloat> Weights<'_, A> {
+    /// Calls `visit` with each parameter's name (`W1`, `b1`, …), value and gradient, in the
+    /// net's order.
+    pub fn each(&mut self, mut visit: impl FnMut(&str, ArrayViewD<'_, A>, ArrayViewD<'_, A>)) {
+        for p in self.net.params_mut() {
+            visit(p.name, p.param.value.view(), p.param.grad.view());
+        }
+    }
+}
+
+impl<A: NdFloat> std::fmt::Debug for Weights<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Weights {{ iter: {} }}", self.iter)
+    }
 }
 
 /// Room reserved up front for the losses of this many iterations (8 MB), so that a step
@@ -194,7 +223,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
     /// # Errors
     /// [`Error::Diverged`] when a loss is NaN or infinite; the net is then left as it was
     /// after the last good update of the failing iteration's predecessor.
-    pub fn run(&mut self, observe: impl FnMut(Event<'_>)) -> Result<()> {
+    pub fn run(&mut self, observe: impl FnMut(Event<'_, A>)) -> Result<()> {
         self.run_until(self.config.iters, observe)
     }
 
@@ -202,7 +231,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
     ///
     /// # Errors
     /// As [`run`](Self::run).
-    pub fn run_until(&mut self, until: usize, mut observe: impl FnMut(Event<'_>)) -> Result<()> {
+    pub fn run_until(&mut self, until: usize, mut observe: impl FnMut(Event<'_, A>)) -> Result<()> {
         let started = Instant::now();
         let until = until.min(self.config.iters);
         let result = self.steps(until, started, &mut observe);
@@ -215,7 +244,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
         &mut self,
         until: usize,
         started: Instant,
-        observe: &mut impl FnMut(Event<'_>),
+        observe: &mut impl FnMut(Event<'_, A>),
     ) -> Result<()> {
         while self.iter < until {
             let i = self.iter;
@@ -247,6 +276,10 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
                     self.evaluate_now(self.elapsed_before + started.elapsed().as_secs_f64());
                 self.history.push(record);
                 observe(Event::Evaluated(self.history.last().expect("just pushed")));
+                observe(Event::Weights(Weights {
+                    iter: i,
+                    net: &mut self.net,
+                }));
                 pause(|| format!("evaluated {i}"));
             }
         }

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use backprop::Error;
 use backprop::data::{Dataset, Known};
-use backprop::io::ModelInfo;
+use backprop::io::{ModelInfo, encode_tensors, write_atomically};
 use backprop::net::Sequential;
-use backprop::train::evaluate;
+use backprop::train::{evaluate, map_blocks};
 
 /// Flags of `backprop eval`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,10 @@ pub struct Args {
     /// Print `{"accuracy", "loss", "n", "confusion"}` as JSON.
     #[arg(long)]
     json: bool,
+    /// Also save every image's scores before the softmax to FILE (safetensors: `logits`
+    /// `(N, classes)` float32 and `labels` `(N,)` as float32, in the split's order).
+    #[arg(long, value_name = "FILE")]
+    logits: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> super::Outcome {
@@ -36,6 +40,9 @@ pub fn run(args: &Args) -> super::Outcome {
         (&data.test, "test")
     };
     let result = evaluate(&mut net, split, data.classes());
+    if let Some(path) = &args.logits {
+        save_logits(path, &mut net, split)?;
+    }
     if args.json {
         println!("{}", super::json(&result));
         return Ok(ExitCode::SUCCESS);
@@ -73,6 +80,29 @@ pub fn run(args: &Args) -> super::Outcome {
         println!("{name:>label_width$}{cells}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the scores of every example of `split` and its label to `path`.
+fn save_logits(
+    path: &Path,
+    net: &mut Sequential<f32>,
+    split: &backprop::data::Split,
+) -> Result<(), Error> {
+    let blocks = map_blocks(net, split, |y, _| y.clone());
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let logits = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| {
+        Error::Invalid(format!("the scores of the blocks do not fit together: {e}"))
+    })?;
+    let labels = ndarray::Array1::from_iter(split.labels.iter().map(|&t| f32::from(t)));
+    let bytes = encode_tensors(
+        &[
+            ("logits".into(), logits.view().into_dyn()),
+            ("labels".into(), labels.view().into_dyn()),
+        ],
+        &[],
+        Default::default(),
+    );
+    write_atomically(path, &bytes)
 }
 
 /// A model file, and the data set to run it on: `dataset` or `data_dir` when given, else the

@@ -8,6 +8,7 @@ mod convert;
 mod data;
 mod eval;
 mod experiment;
+mod export;
 mod gradcheck;
 mod predict;
 mod train;
@@ -44,6 +45,8 @@ enum Command {
     Predict(predict::Args),
     /// Convert a model file between safetensors and the book's pickle format (.pkl).
     Convert(convert::Args),
+    /// Export a model as ONNX, for onnxruntime and other tools (input: raw pixels 0–255).
+    Export(export::Args),
     /// List, verify and download data sets.
     Data(data::Args),
     /// Save a net's first-layer filters as an image grid, before and after training (§7.6.1).
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Data(args) => data::run(&args),
         Command::Experiment(args) => experiment::run(&args),
         Command::VisualizeFilters(args) => visualize::filters(&args),

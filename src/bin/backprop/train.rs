@@ -14,7 +14,7 @@ use backprop::net::{
 };
 use backprop::optim::{Optimizer, OptimizerKind};
 use backprop::train::{
-    Event, Recipe, Record, RunSettings, TrainConfig, Trainer, model_info, save_results,
+    Event, Recipe, Record, RunSettings, TensorBoard, TrainConfig, Trainer, model_info, save_results,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget};
 
@@ -102,6 +102,11 @@ pub struct Args {
     /// unless given).
     #[arg(long, value_parser = super::at_least_one)]
     checkpoint_every: Option<usize>,
+    /// Write TensorBoard event files into DIR as the run goes (`tensorboard --logdir DIR`):
+    /// losses, accuracies, learning rate and step time, histograms of each parameter and its
+    /// gradient, the first layer's filters. A resumed run keeps writing there unless given.
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
     /// Continue the run whose checkpoint is in DIR, with its own settings, into DIR.
     #[arg(
         long,
@@ -147,6 +152,9 @@ pub fn run(args: &Args) -> super::Outcome {
     if args.checkpoint_every.is_some() {
         settings.checkpoint_every = args.checkpoint_every;
     }
+    if args.tensorboard.is_some() {
+        settings.tensorboard = args.tensorboard.clone();
+    }
     let data = &data;
     let optimizer = settings.optimizer.build::<f32>();
     let mut trainer = match start {
@@ -159,6 +167,15 @@ pub fn run(args: &Args) -> super::Outcome {
     };
     prepare_out_dir(&out)?;
     let mut log = Log::open(args.log.as_deref(), args.resume.is_some())?;
+    let mut tensorboard = match &settings.tensorboard {
+        Some(dir) => Some(TensorBoard::create(
+            dir,
+            args.resume.as_ref().map(|_| trainer.iteration()),
+            settings.optimizer.lr,
+            (data.train.rows, data.train.cols),
+        )?),
+        None => None,
+    };
     announce(args, &settings, data, &trainer, &out);
     for record in trainer.history() {
         print_record(record);
@@ -168,16 +185,22 @@ pub fn run(args: &Args) -> super::Outcome {
         trainer.iteration() as u64,
         args.quiet,
     );
-    let observe = |event: Event<'_>| match event {
-        Event::Step { iter, loss } => {
-            bar.set_position(iter as u64 + 1);
-            if iter % 10 == 0 {
-                bar.set_message(format!("{loss:.4}"));
+    let observe = |event: Event<'_, f32>| {
+        match &event {
+            Event::Step { iter, loss } => {
+                bar.set_position(*iter as u64 + 1);
+                if iter % 10 == 0 {
+                    bar.set_message(format!("{loss:.4}"));
+                }
             }
+            Event::Evaluated(r) => {
+                bar.suspend(|| print_record(r));
+                log.write(r);
+            }
+            Event::Weights(_) => {}
         }
-        Event::Evaluated(r) => {
-            bar.suspend(|| print_record(r));
-            log.write(r);
+        if let Some(e) = tensorboard.as_mut().and_then(|tb| tb.observe(event)) {
+            bar.suspend(|| eprintln!("warning: {e}; no more TensorBoard events are written"));
         }
     };
     let info = model_info(&settings.net, data);
@@ -185,6 +208,10 @@ pub fn run(args: &Args) -> super::Outcome {
     bar.finish_and_clear();
     save_results(&out, &mut trainer, &info, outcome)?;
     log.finish()?;
+    if let Some(tb) = tensorboard {
+        eprintln!("tensorboard events in {}", tb.path().display());
+        tb.finish()?;
+    }
     eprintln!("saved {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -333,6 +360,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
         checkpoint_every: args.checkpoint_every,
+        tensorboard: args.tensorboard.clone(),
     };
     let out = args.out.clone().unwrap_or_else(default_out_dir);
     Ok((settings, out, data, start))

@@ -172,6 +172,7 @@ pub fn run(workload: Workload, data: &Dataset, rep: u64, load_s: f64) -> Result<
     trainer.run(|event| match event {
         Event::Step { .. } => step_done = Instant::now(),
         Event::Evaluated(_) => eval_s += step_done.elapsed().as_secs_f64(),
+        Event::Weights(_) => {}
     })?;
     let wall_s = started.elapsed().as_secs_f64();
     let losses = trainer.losses();
