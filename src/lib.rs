@@ -38,6 +38,7 @@
 //! | how each net trains by default (optimizer, learning rate, weight decay) | [`train::Recipe`] | `backprop train --model …` |
 //! | model files, figures | [`io`], [`plot`] | `backprop eval`, `backprop predict` |
 //! | the book's pickled weights (`sample_weight.pkl`, `params.pkl`, …) | [`io::pickle`], [`io::LoadOptions`] | `backprop convert`, `--model FILE.pkl`, `train --init-from` |
+//! | other tools: TensorBoard's event files, ONNX | [`io::tensorboard`], [`train::TensorBoard`], [`io::onnx`] | `backprop train --tensorboard DIR`, `backprop export --onnx` |
 //! | §6.1 optimizers (SGD … Adam, AdamW) | [`optim`] | `ch06_optimizer_compare_mnist`, `backprop experiment optimizer-compare` |
 //! | §6.2 initial weights (He, Xavier) | [`net::Init`], [`experiments::activation_histograms`] | `ch06_weight_init_compare`, `ch06_weight_init_activation_histogram` |
 //! | §6.3 batch normalisation | [`layers::BatchNorm`] | `ch06_batch_norm_test`, `backprop experiment batch-norm` |

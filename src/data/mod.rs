@@ -57,7 +57,7 @@ impl fmt::Display for Source {
 /// The MNIST files compiled into the binary, in [`FILE_NAMES`] order, xz-compressed
 /// (`tools/compress_mnist.sh`).
 #[cfg(feature = "embedded-mnist")]
-const BUILT_IN_MNIST: [&[u8]; 4] = [
+static BUILT_IN_MNIST: [&[u8]; 4] = [
     include_bytes!("../../data/mnist/train-images-idx3-ubyte.xz"),
     include_bytes!("../../data/mnist/train-labels-idx1-ubyte.xz"),
     include_bytes!("../../data/mnist/t10k-images-idx3-ubyte.xz"),
