@@ -160,16 +160,7 @@ fn an_activation_left_open_is_said_and_can_be_given() {
     }
     // A file that names its activation refuses another one.
     let named = dir.path().join("named.safetensors");
-    let info = backprop::io::ModelInfo {
-        net: arch.clone(),
-        normalisation: backprop::io::PIXEL_NORMALISATION.into(),
-        input_shape: Some((28, 28)),
-        class_names: (0..10).map(|c| c.to_string()).collect(),
-        dataset: None,
-        test_accuracy: None,
-        checkpoint: None,
-        assumed: Vec::new(),
-    };
+    let info = backprop::io::ModelInfo::mnist(arch.clone());
     backprop::io::save_model(&named, &mut original, &info).unwrap();
     let named = named.to_str().unwrap();
     let out = backprop(&["eval", "--model", named, "--activation", "relu"]);

@@ -74,6 +74,22 @@ fn parse_position(text: &str) -> Option<RunPosition> {
 }
 
 impl ModelInfo {
+    /// The metadata of `net` trained on MNIST-shaped data: 28×28 images normalised
+    /// `pixel/255`, classes `0`–`9`, nothing else known (a net built in code, to save or
+    /// export).
+    pub fn mnist(net: Architecture) -> Self {
+        ModelInfo {
+            net,
+            normalisation: PIXEL_NORMALISATION.into(),
+            input_shape: Some((28, 28)),
+            class_names: (0..10).map(|c| c.to_string()).collect(),
+            dataset: None,
+            test_accuracy: None,
+            checkpoint: None,
+            assumed: Vec::new(),
+        }
+    }
+
     /// The metadata map stored in the file.
     #[allow(
         clippy::expect_used,

@@ -454,16 +454,7 @@ mod tests {
     use crate::net::{MultiLayerNet, NetSpec, SimpleConvNet};
 
     fn info(net: Architecture) -> ModelInfo {
-        ModelInfo {
-            net,
-            normalisation: PIXEL_NORMALISATION.into(),
-            input_shape: Some((28, 28)),
-            class_names: (0..10).map(|c| c.to_string()).collect(),
-            dataset: None,
-            test_accuracy: None,
-            checkpoint: None,
-            assumed: Vec::new(),
-        }
+        ModelInfo::mnist(net)
     }
 
     fn decoded(net: &Sequential<f32>, info: &ModelInfo) -> proto::Graph {
