@@ -15,7 +15,7 @@ use crate::io::write_atomically;
 use crate::train::Record;
 
 /// DejaVu Sans (licence in `assets/fonts/DejaVu-LICENSE.txt`).
-const FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
 fn register_font() {
     static ONCE: Once = Once::new();
@@ -418,13 +418,13 @@ pub fn grey_mosaic_png(
     let (rows, cols) = tiles.iter().fold((0, 0), |(r, c), t| {
         (r.max(t.pixels.nrows()), c.max(t.pixels.ncols()))
     });
-    let columns = columns.clamp(1, tiles.len().max(1));
+    if rows == 0 || cols == 0 {
+        return Err(Error::Invalid("no pictures to draw".into()));
+    }
+    let columns = columns.clamp(1, tiles.len());
     let cell = |n: usize| n as u32 * scale + 1;
     let width = columns as u32 * cell(cols) + 1;
     let height = tiles.len().div_ceil(columns) as u32 * cell(rows) + 1;
-    if tiles.is_empty() || rows == 0 || cols == 0 {
-        return Err(Error::Invalid("no pictures to draw".into()));
-    }
     let mut picture = image::GrayImage::from_pixel(width, height, image::Luma([255]));
     for (i, t) in tiles.iter().enumerate() {
         let (x0, y0) = (

@@ -349,6 +349,10 @@ fn every_command_that_reads_data_refuses_every_bad_idx_file() {
         ),
         ("corrupt.gz", "corrupt gzip data: unexpected end of file"),
         ("corrupt.xz", "corrupt xz data: dist overflow"),
+        (
+            "huge-dictionary.xz",
+            "xz data whose dictionary needs more than 64 MiB; recompress it with xz -9 or less",
+        ),
     ];
     let model = corpus("model/good.safetensors");
     for (bad, why) in cases {

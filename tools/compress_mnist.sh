@@ -4,7 +4,7 @@
 # just large enough for each file (at most 32 MiB: a larger one saves 10 kB on the training
 # images and costs the decoder 32 MiB more): 9.2 MB for the four, against 11.6 MB of gzip,
 # so the crate fits crates.io's 10 MB limit. The decoded bytes are the originals; their
-# SHA-256 is pinned in src/data/catalog.rs and checked by `backprop data verify` and the tests.
+# SHA-256 is pinned in src/data/catalog.rs and checked by `backprop data list` and the tests.
 #
 #   tools/compress_mnist.sh DIR_WITH_GZ_FILES data/mnist
 set -euo pipefail

@@ -3,6 +3,13 @@
 
 use std::io::{BufRead, Read};
 
+/// The largest xz dictionary decoded (64 MiB, in KiB): the built-in files use 32 MiB, `xz -9`
+/// 64 MiB; a header that asks for more is refused before anything is allocated.
+const XZ_DICTIONARY_LIMIT_KIB: u32 = 64 * 1024;
+
+/// What the decoder needs besides its dictionary (lzma-rust2 counts about 100 KiB), in KiB.
+const XZ_DECODER_OVERHEAD_KIB: u32 = 1024;
+
 /// How a file's bytes are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Compression {
@@ -36,6 +43,18 @@ impl Compression {
     }
 }
 
+/// What went wrong reading `compression` data, for a message: corrupt data, or an xz header
+/// whose dictionary is larger than [`XZ_DICTIONARY_LIMIT_KIB`].
+pub(crate) fn failure(compression: Compression, source: &std::io::Error) -> String {
+    match (compression, source.kind()) {
+        (Compression::Xz, std::io::ErrorKind::OutOfMemory) => format!(
+            "xz data whose dictionary needs more than {} MiB; recompress it with xz -9 or less",
+            XZ_DICTIONARY_LIMIT_KIB / 1024
+        ),
+        _ => format!("corrupt {} data: {source}", compression.name()),
+    }
+}
+
 /// The content of `reader`, decompressed when its first bytes say it is compressed; the
 /// compression found. A corrupt stream shows as an I/O error of the reader returned.
 ///
@@ -48,7 +67,11 @@ pub(crate) fn decompressed<'r>(
     let content: Box<dyn Read> = match compression {
         Compression::None => Box::new(reader),
         Compression::Gzip => Box::new(flate2::bufread::GzDecoder::new(reader)),
-        Compression::Xz => Box::new(lzma_rust2::XzReader::new(reader, false)),
+        Compression::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+            reader,
+            false,
+            XZ_DICTIONARY_LIMIT_KIB + XZ_DECODER_OVERHEAD_KIB,
+        )),
     };
     Ok((content, compression))
 }

@@ -17,7 +17,7 @@
 use std::io::{BufRead, Read};
 use std::path::Path;
 
-use super::compressed::{Compression, decompressed};
+use super::compressed::{Compression, decompressed, failure};
 use crate::error::{Error, Result};
 
 /// The largest payload accepted: 4 GiB, far beyond any data set this crate trains on.
@@ -61,7 +61,7 @@ fn parse_reader(reader: impl BufRead, len: u64, path: &Path) -> Result<Idx> {
     }
     let corrupt = |source| Error::Idx {
         path: path.to_path_buf(),
-        what: format!("corrupt {} data: {source}", compression.name()),
+        what: failure(compression, &source),
     };
     match parse_stream(&mut content, None, path) {
         Err(Error::Io { source, .. }) => Err(corrupt(source)),

@@ -181,15 +181,21 @@ mod proto {
     }
 }
 
+/// `TensorProto.DataType`s written.
 const FLOAT: i32 = 1;
 const INT64: i32 = 7;
 
-/// An attribute of a node.
+/// `AttributeProto.AttributeType`s written.
+const ATTRIBUTE_FLOAT: i32 = 1;
+const ATTRIBUTE_INT: i32 = 2;
+const ATTRIBUTE_INTS: i32 = 7;
+
+/// Attributes of a node: a list of integers, an integer, a float.
 fn ints(name: &str, values: &[usize]) -> proto::Attribute {
     proto::Attribute {
         name: name.into(),
         ints: values.iter().map(|&v| v as i64).collect(),
-        r#type: 7,
+        r#type: ATTRIBUTE_INTS,
         ..Default::default()
     }
 }
@@ -198,7 +204,7 @@ fn int(name: &str, value: i64) -> proto::Attribute {
     proto::Attribute {
         name: name.into(),
         i: value,
-        r#type: 2,
+        r#type: ATTRIBUTE_INT,
         ..Default::default()
     }
 }
@@ -207,7 +213,7 @@ fn float(name: &str, value: f32) -> proto::Attribute {
     proto::Attribute {
         name: name.into(),
         f: value,
-        r#type: 1,
+        r#type: ATTRIBUTE_FLOAT,
         ..Default::default()
     }
 }
@@ -227,23 +233,29 @@ impl GraphBuilder {
         name: String,
         values: ArrayView<'_, f32, D>,
     ) -> String {
-        let raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.initializers.push(proto::Tensor {
-            dims: values.shape().iter().map(|&d| d as i64).collect(),
-            data_type: FLOAT,
-            name: name.clone(),
-            raw_data,
-        });
-        name
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, values.shape(), FLOAT, raw)
     }
 
     /// An INT64 initializer `name` of `values`, a vector.
     fn int64s(&mut self, name: String, values: &[i64]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializer(name, &[values.len()], INT64, raw)
+    }
+
+    /// An initializer `name` of shape `dims` and `data_type`, its values little-endian in `raw`.
+    fn initializer(
+        &mut self,
+        name: String,
+        dims: &[usize],
+        data_type: i32,
+        raw: Vec<u8>,
+    ) -> String {
         self.initializers.push(proto::Tensor {
-            dims: vec![values.len() as i64],
-            data_type: INT64,
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type,
             name: name.clone(),
-            raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            raw_data: raw,
         });
         name
     }

@@ -11,10 +11,12 @@
 //! ```
 //!
 //! Each record is written whole with one `write` and flushed, so a run that is killed leaves a
-//! file TensorBoard reads up to its last whole record. A resumed run opens a new file in the
-//! same folder, named to sort after the others, that starts with a `SessionLog START` at the
-//! first step it will write: TensorBoard then drops what the killed run wrote from that step
-//! on, and the run reads as one.
+//! file TensorBoard reads up to its last whole record. Every run opens a new file in its
+//! folder, named to sort after the others, that starts with a `SessionLog START` at the first
+//! step it will write (0, or a resumed run's checkpoint): TensorBoard's event reader drops
+//! what earlier files hold from that step on, so a killed run and its resumption read as one
+//! run, and a new run into an old folder replaces the old one (the TensorBoard server, which
+//! ignores `START`, shows each series restarting from that step).
 
 use std::fs::File;
 use std::io::Write;
@@ -237,13 +239,12 @@ pub struct EventWriter {
 
 impl EventWriter {
     /// Opens a new event file in `dir` (created if missing), named to sort after any event
-    /// file already there. `resumed_at`: the run continues a killed one at this step, which
-    /// the file records (`SessionLog START`), so TensorBoard drops the old run's values from
-    /// that step on.
+    /// file already there, for a run whose first step is `first_step` (0, or where a resumed
+    /// run continues): the file starts with a `SessionLog START` there.
     ///
     /// # Errors
     /// When the folder or file cannot be created or written.
-    pub fn create(dir: &Path, resumed_at: Option<u64>) -> Result<Self> {
+    pub fn create(dir: &Path, first_step: u64) -> Result<Self> {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::Invalid(format!(
                 "{}: not a folder; TensorBoard's event files go into a folder (one per run)",
@@ -273,14 +274,12 @@ impl EventWriter {
             file_version: Some("brain.Event:2".to_string()),
             ..Default::default()
         })?;
-        if let Some(step) = resumed_at {
-            writer.write_event(proto::Event {
-                wall_time: now(),
-                step: i64::try_from(step).unwrap_or(i64::MAX),
-                session_log: Some(proto::SessionLog { status: 1 }),
-                ..Default::default()
-            })?;
-        }
+        writer.write_event(proto::Event {
+            wall_time: now(),
+            step: i64::try_from(first_step).unwrap_or(i64::MAX),
+            session_log: Some(proto::SessionLog { status: 1 }),
+            ..Default::default()
+        })?;
         Ok(writer)
     }
 
@@ -433,8 +432,8 @@ mod tests {
     #[test]
     fn a_resumed_run_writes_a_later_file_that_starts_with_its_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let first = EventWriter::create(dir.path(), None).unwrap();
-        let second = EventWriter::create(dir.path(), Some(2000)).unwrap();
+        let first = EventWriter::create(dir.path(), 0).unwrap();
+        let second = EventWriter::create(dir.path(), 2000).unwrap();
         assert!(
             second.path() > first.path(),
             "{:?} {:?}",
@@ -463,7 +462,7 @@ mod tests {
     #[test]
     fn events_read_back_and_a_torn_record_ends_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = EventWriter::create(dir.path(), None).unwrap();
+        let mut writer = EventWriter::create(dir.path(), 0).unwrap();
         writer
             .write(
                 7,
@@ -474,11 +473,12 @@ mod tests {
             )
             .unwrap();
         let events = read_events(writer.path()).unwrap();
-        assert_eq!(events[1].scalars, vec![("loss/batch".to_string(), 0.25)]);
-        assert_eq!(events[1].histograms, vec![("weights/W1".to_string(), 2.0)]);
+        assert_eq!((events[1].restart, events[1].step), (true, 0));
+        assert_eq!(events[2].scalars, vec![("loss/batch".to_string(), 0.25)]);
+        assert_eq!(events[2].histograms, vec![("weights/W1".to_string(), 2.0)]);
         let bytes = std::fs::read(writer.path()).unwrap();
         std::fs::write(writer.path(), &bytes[..bytes.len() - 3]).unwrap();
-        assert_eq!(read_events(writer.path()).unwrap().len(), 1);
+        assert_eq!(read_events(writer.path()).unwrap().len(), 2);
         let mut flipped = bytes.clone();
         let last = flipped.len() - 6;
         flipped[last] ^= 1;

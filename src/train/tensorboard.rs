@@ -34,20 +34,20 @@ pub struct TensorBoard {
 }
 
 impl TensorBoard {
-    /// Opens a new event file in `dir` for a run whose optimizer has learning rate
-    /// `learning_rate`, on images of `image` `(rows, cols)`; `resumed_at` is the first
-    /// iteration a resumed run will do.
+    /// Opens a new event file in `dir` for a run whose first iteration is `first_iter` (0, or
+    /// where a resumed run continues), whose optimizer has learning rate `learning_rate`, on
+    /// images of `image` `(rows, cols)`.
     ///
     /// # Errors
     /// When the folder or file cannot be created.
     pub fn create(
         dir: &Path,
-        resumed_at: Option<usize>,
+        first_iter: usize,
         learning_rate: f64,
         image: (usize, usize),
     ) -> Result<Self> {
         Ok(TensorBoard {
-            writer: EventWriter::create(dir, resumed_at.map(|i| i as u64))?,
+            writer: EventWriter::create(dir, first_iter as u64)?,
             learning_rate: learning_rate as f32,
             image,
             since: Instant::now(),

@@ -152,8 +152,9 @@ pub fn run(args: &Args) -> super::Outcome {
     if args.checkpoint_every.is_some() {
         settings.checkpoint_every = args.checkpoint_every;
     }
-    if args.tensorboard.is_some() {
-        settings.tensorboard = args.tensorboard.clone();
+    if let Some(dir) = &args.tensorboard {
+        // Absolute, so that a resumption from another folder writes to the same one.
+        settings.tensorboard = Some(std::path::absolute(dir).map_err(|e| Error::io(dir, e))?);
     }
     let data = &data;
     let optimizer = settings.optimizer.build::<f32>();
@@ -170,7 +171,7 @@ pub fn run(args: &Args) -> super::Outcome {
     let mut tensorboard = match &settings.tensorboard {
         Some(dir) => Some(TensorBoard::create(
             dir,
-            args.resume.as_ref().map(|_| trainer.iteration()),
+            trainer.iteration(),
             settings.optimizer.lr,
             (data.train.rows, data.train.cols),
         )?),
@@ -208,11 +209,11 @@ pub fn run(args: &Args) -> super::Outcome {
     bar.finish_and_clear();
     save_results(&out, &mut trainer, &info, outcome)?;
     log.finish()?;
+    eprintln!("saved {}", out.display());
     if let Some(tb) = tensorboard {
         eprintln!("tensorboard events in {}", tb.path().display());
-        tb.finish()?;
+        tb.finish()?; // a write that failed: the run's results are saved, its events are not whole
     }
-    eprintln!("saved {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -360,7 +361,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         dataset: args.dataset.map(|k| k.name().to_string()),
         data_dir: args.data_dir.clone(),
         checkpoint_every: args.checkpoint_every,
-        tensorboard: args.tensorboard.clone(),
+        tensorboard: None, // set from --tensorboard by `run`
     };
     let out = args.out.clone().unwrap_or_else(default_out_dir);
     Ok((settings, out, data, start))
