@@ -409,16 +409,12 @@ pub fn export(net: &Sequential<f32>, info: &ModelInfo) -> Result<Vec<u8>> {
     for (name, layer, _) in net.layers() {
         graph.layer(name, layer)?;
     }
-    let logits = graph.current.0.clone();
-    graph.node("Softmax", "probabilities", vec![], vec![int("axis", 1)], 2);
-    // The last layer's output is renamed `logits` (graph outputs are named by their producer).
-    for node in &mut graph.nodes {
-        for name in node.output.iter_mut().chain(node.input.iter_mut()) {
-            if *name == logits {
-                *name = "logits".into();
-            }
-        }
+    // The last layer's output, which nothing reads yet, is the graph's output `logits`.
+    if let Some(last) = graph.nodes.last_mut() {
+        last.output = vec!["logits".into()];
+        graph.current.0 = "logits".into();
     }
+    graph.node("Softmax", "probabilities", vec![], vec![int("axis", 1)], 2);
     let classes = Some(info.net.outputs());
     let model = proto::Model {
         ir_version: IR_VERSION,

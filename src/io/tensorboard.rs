@@ -1,7 +1,7 @@
 //! TensorBoard event files: what `backprop train --tensorboard DIR` writes, read by
 //! TensorBoard (`tensorboard --logdir DIR`) and its Python event reader.
 //!
-//! An event file (`events.out.tfevents.SECONDS.HOST`) is a sequence of TFRecords, each an
+//! An event file (`events.out.tfevents.SECONDS.backprop`) is a sequence of TFRecords, each an
 //! `Event` protocol buffer (TensorFlow's `event.proto` and `summary.proto`, the fields
 //! written here declared below with their field numbers):
 //!
@@ -159,8 +159,8 @@ fn now() -> f64 {
 pub enum Summary<'a> {
     /// A scalar series (loss, accuracy), stored as `f32`.
     Scalar(&'a str, f32),
-    /// The distribution of `values` as a histogram.
-    Histogram(&'a str, &'a [f32]),
+    /// The distribution of some values.
+    Histogram(&'a str, &'a Histogram),
     /// A grey PNG picture of `(width, height)` pixels.
     GreyPng(&'a str, &'a [u8], (u32, u32)),
 }
@@ -173,9 +173,9 @@ impl Summary<'_> {
                 value.tag = tag.to_string();
                 value.simple_value = Some(v);
             }
-            Summary::Histogram(tag, values) => {
+            Summary::Histogram(tag, histogram) => {
                 value.tag = tag.to_string();
-                value.histo = Some(histogram(values));
+                value.histo = Some(histogram.0.clone());
             }
             Summary::GreyPng(tag, png, (width, height)) => {
                 value.tag = tag.to_string();
@@ -191,42 +191,45 @@ impl Summary<'_> {
     }
 }
 
-/// The histogram of the finite `values` in [`HISTOGRAM_BUCKETS`] buckets of equal width.
-fn histogram(values: &[f32]) -> proto::Histogram {
-    let finite = || {
-        values
-            .iter()
-            .map(|&v| f64::from(v))
-            .filter(|v| v.is_finite())
-    };
-    let (min, max) = finite().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if min > max {
-        return proto::Histogram::default();
-    }
-    let width = (max - min) / HISTOGRAM_BUCKETS as f64;
-    let mut bucket = vec![0.0; HISTOGRAM_BUCKETS];
-    for v in finite() {
-        let i = if width > 0.0 {
-            (((v - min) / width) as usize).min(HISTOGRAM_BUCKETS - 1)
-        } else {
-            0
+/// A histogram of values, ready to write: [`HISTOGRAM_BUCKETS`] buckets of equal width from the
+/// smallest finite value to the largest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram(proto::Histogram);
+
+impl Histogram {
+    /// The histogram of the finite ones of `values` (NaN and infinities are left out), in two
+    /// passes: one for the range, one for the buckets and sums.
+    pub fn of<'v>(values: impl Iterator<Item = &'v f32> + Clone) -> Self {
+        let finite = values.map(|&v| f64::from(v)).filter(|v| v.is_finite());
+        let (min, max) = finite
+            .clone()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        if min > max {
+            return Histogram(proto::Histogram::default());
+        }
+        let width = (max - min) / HISTOGRAM_BUCKETS as f64;
+        let mut h = proto::Histogram {
+            min,
+            max,
+            bucket: vec![0.0; HISTOGRAM_BUCKETS],
+            bucket_limit: (1..=HISTOGRAM_BUCKETS)
+                .map(|i| min + width * i as f64)
+                .collect(),
+            ..Default::default()
         };
-        bucket[i] += 1.0;
-    }
-    let mut bucket_limit: Vec<f64> = (1..=HISTOGRAM_BUCKETS)
-        .map(|i| min + width * i as f64)
-        .collect();
-    bucket_limit[HISTOGRAM_BUCKETS - 1] = max;
-    proto::Histogram {
-        min,
-        max,
-        num: finite().count() as f64,
-        sum: finite().sum(),
-        sum_squares: finite().map(|v| v * v).sum(),
-        bucket_limit,
-        bucket,
+        h.bucket_limit[HISTOGRAM_BUCKETS - 1] = max;
+        for v in finite {
+            let i = if width > 0.0 {
+                ((v - min) / width) as usize
+            } else {
+                0
+            };
+            h.bucket[i.min(HISTOGRAM_BUCKETS - 1)] += 1.0;
+            (h.num, h.sum, h.sum_squares) = (h.num + 1.0, h.sum + v, h.sum_squares + v * v);
+        }
+        Histogram(h)
     }
 }
 
@@ -252,17 +255,9 @@ impl EventWriter {
             )));
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| {
-                !h.is_empty()
-                    && h.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-            })
-            .unwrap_or_else(|| "localhost".to_string());
         let latest = latest_event_seconds(dir)?;
         let seconds = (now() as u64).max(latest.map_or(0, |s| s + 1));
-        let path = dir.join(format!("events.out.tfevents.{seconds:010}.{host}"));
+        let path = dir.join(format!("events.out.tfevents.{seconds:010}.backprop"));
         let file = File::options()
             .write(true)
             .create_new(true)
@@ -413,7 +408,7 @@ mod tests {
     /// Every finite value is counted once, in the bucket its value falls in; NaN is left out.
     #[test]
     fn histograms_count_each_finite_value_in_its_bucket() {
-        let h = histogram(&[0.0, 1.0, 2.0, 3.0, f32::NAN, 3.0]);
+        let Histogram(h) = Histogram::of([0.0, 1.0, 2.0, 3.0, f32::NAN, 3.0].iter());
         assert_eq!(
             (h.min, h.max, h.num, h.sum, h.sum_squares),
             (0.0, 3.0, 5.0, 9.0, 23.0)
@@ -424,7 +419,7 @@ mod tests {
             (1.0, 1.0, 1.0, 2.0)
         );
         assert_eq!(h.bucket_limit[29], 3.0);
-        let same = histogram(&[2.5; 4]);
+        let Histogram(same) = Histogram::of([2.5; 4].iter());
         assert_eq!((same.bucket[0], same.num), (4.0, 4.0));
     }
 
@@ -468,7 +463,7 @@ mod tests {
                 7,
                 &[
                     Summary::Scalar("loss/batch", 0.25),
-                    Summary::Histogram("weights/W1", &[1.0, 2.0]),
+                    Summary::Histogram("weights/W1", &Histogram::of([1.0, 2.0].iter())),
                 ],
             )
             .unwrap();

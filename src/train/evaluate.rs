@@ -66,16 +66,43 @@ pub fn map_blocks<A: NdFloat, R: Send>(
 }
 
 /// A block's share of an [`Evaluation`].
-struct Counts {
+struct Counts<A> {
     /// `(true, predicted)` per example.
     pairs: Vec<(usize, usize)>,
     /// The sum of the examples' cross-entropies.
     loss_sum: f64,
+    /// The block's scores, when kept.
+    scores: Option<ndarray::Array2<A>>,
 }
 
 /// Evaluates `net` on all of `split` (see [`map_blocks`]).
 pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usize) -> Evaluation {
+    evaluate_blocks(net, split, classes, false).0
+}
+
+/// [`evaluate`], keeping every example's scores before the softmax, `(N, classes)` in the
+/// split's order (`backprop eval --logits`): one pass over the split for both.
+pub fn evaluate_with_scores<A: NdFloat>(
+    net: &mut Sequential<A>,
+    split: &Split,
+    classes: usize,
+) -> (Evaluation, ndarray::Array2<A>) {
+    let (evaluation, blocks) = evaluate_blocks(net, split, classes, true);
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let scores = ndarray::concatenate(ndarray::Axis(0), &views)
+        .unwrap_or_else(|_| ndarray::Array2::zeros((0, classes)));
+    (evaluation, scores)
+}
+
+/// The evaluation, and each block's scores when `keep_scores`.
+fn evaluate_blocks<A: NdFloat>(
+    net: &mut Sequential<A>,
+    split: &Split,
+    classes: usize,
+    keep_scores: bool,
+) -> (Evaluation, Vec<ndarray::Array2<A>>) {
     let blocks = map_blocks(net, split, |y, labels| {
+        let scores = keep_scores.then(|| y.clone());
         let pairs: Vec<(usize, usize)> = y
             .rows()
             .into_iter()
@@ -91,19 +118,22 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
         Counts {
             pairs,
             loss_sum: mean * labels.len() as f64,
+            scores,
         }
     });
     let mut confusion = vec![vec![0; classes]; classes];
     let (mut loss_sum, mut correct) = (0.0, 0);
+    let mut kept = Vec::new();
     for block in blocks {
         for (t, predicted) in block.pairs {
             confusion[t][predicted.min(classes - 1)] += 1;
             correct += usize::from(predicted == t);
         }
         loss_sum += block.loss_sum;
+        kept.extend(block.scores);
     }
     let n = split.len();
-    Evaluation {
+    let evaluation = Evaluation {
         accuracy: if n == 0 {
             f64::NAN
         } else {
@@ -112,7 +142,8 @@ pub fn evaluate<A: NdFloat>(net: &mut Sequential<A>, split: &Split, classes: usi
         loss: loss_sum / n.max(1) as f64,
         n,
         confusion,
-    }
+    };
+    (evaluation, kept)
 }
 
 /// The predicted class of every example of `split`, in order.

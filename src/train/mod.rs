@@ -25,7 +25,7 @@ mod results;
 mod tensorboard;
 
 pub use checkpoint::{CHECKPOINT_FILE, RunSettings};
-pub use evaluate::{Evaluation, evaluate, map_blocks, predictions};
+pub use evaluate::{Evaluation, evaluate, evaluate_with_scores, map_blocks, predictions};
 pub use recipe::Recipe;
 pub use results::{CURVES_FILE, METRICS_FILE, MODEL_FILE, metrics_csv, model_info, save_results};
 pub use tensorboard::TensorBoard;

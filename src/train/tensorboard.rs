@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::Event;
 use crate::error::{Error, Result};
-use crate::io::tensorboard::{EventWriter, Summary};
+use crate::io::tensorboard::{EventWriter, Histogram, Summary};
 use crate::plot::{first_layer_tiles, grey_mosaic_png};
 
 /// At most this many first-layer pictures go into `filters/first_layer`.
@@ -88,19 +88,19 @@ impl TensorBoard {
             ),
             Event::Weights(mut weights) => {
                 let mut histograms = Vec::new();
-                let mut first = None;
+                let mut picture = None;
                 weights.each(|name, value, grad| {
-                    first.get_or_insert_with(|| value.to_owned());
-                    let values = |a: ndarray::ArrayViewD<'_, f32>| a.iter().copied().collect();
-                    histograms.push((format!("weights/{name}"), values(value)));
-                    histograms.push((format!("gradients/{name}"), values(grad)));
+                    if histograms.is_empty() {
+                        picture = first_layer_tiles(value.view(), self.image, FILTER_PICTURES)
+                            .and_then(|tiles| grey_mosaic_png(&tiles, 8, 2))
+                            .ok();
+                    }
+                    histograms.push((format!("weights/{name}"), Histogram::of(value.iter())));
+                    histograms.push((format!("gradients/{name}"), Histogram::of(grad.iter())));
                 });
-                let picture = first
-                    .and_then(|w| first_layer_tiles(w.view(), self.image, FILTER_PICTURES).ok())
-                    .and_then(|tiles| grey_mosaic_png(&tiles, 8, 2).ok());
                 let mut values: Vec<Summary<'_>> = histograms
                     .iter()
-                    .map(|(tag, v): &(String, Vec<f32>)| Summary::Histogram(tag, v))
+                    .map(|(tag, h)| Summary::Histogram(tag, h))
                     .collect();
                 if let Some((png, size)) = &picture {
                     values.push(Summary::GreyPng("filters/first_layer", png, *size));

@@ -7,7 +7,7 @@ use backprop::Error;
 use backprop::data::{Dataset, Known};
 use backprop::io::{ModelInfo, encode_tensors, write_atomically};
 use backprop::net::Sequential;
-use backprop::train::{evaluate, map_blocks};
+use backprop::train::{evaluate, evaluate_with_scores};
 
 /// Flags of `backprop eval`.
 #[derive(Debug, clap::Args)]
@@ -39,10 +39,14 @@ pub fn run(args: &Args) -> super::Outcome {
     } else {
         (&data.test, "test")
     };
-    let result = evaluate(&mut net, split, data.classes());
-    if let Some(path) = &args.logits {
-        save_logits(path, &mut net, split)?;
-    }
+    let result = match &args.logits {
+        Some(path) => {
+            let (result, scores) = evaluate_with_scores(&mut net, split, data.classes());
+            save_logits(path, scores.view(), split)?;
+            result
+        }
+        None => evaluate(&mut net, split, data.classes()),
+    };
     if args.json {
         println!("{}", super::json(&result));
         return Ok(ExitCode::SUCCESS);
@@ -85,14 +89,9 @@ pub fn run(args: &Args) -> super::Outcome {
 /// Writes the scores of every example of `split` and its label to `path`.
 fn save_logits(
     path: &Path,
-    net: &mut Sequential<f32>,
+    logits: ndarray::ArrayView2<'_, f32>,
     split: &backprop::data::Split,
 ) -> Result<(), Error> {
-    let blocks = map_blocks(net, split, |y, _| y.clone());
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    let logits = ndarray::concatenate(ndarray::Axis(0), &views).map_err(|e| {
-        Error::Invalid(format!("the scores of the blocks do not fit together: {e}"))
-    })?;
     let labels = ndarray::Array1::from_iter(split.labels.iter().map(|&t| f32::from(t)));
     let bytes = encode_tensors(
         &[
