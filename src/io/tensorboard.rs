@@ -191,7 +191,7 @@ impl Summary<'_> {
     }
 }
 
-/// A histogram of values, ready to write: [`HISTOGRAM_BUCKETS`] buckets of equal width from the
+/// A histogram of values, ready to write: 30 buckets of equal width from the
 /// smallest finite value to the largest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram(proto::Histogram);
