@@ -1,7 +1,7 @@
 //! A training step of a dense net allocates nothing once the first steps have sized every
 //! buffer: counted by a global allocator that tallies the allocations of the calling thread.
-//! (Products large enough to be split among threads, 16 M multiply-adds and up such as W3's,
-//! allocate rayon's small job records; the nets here stay below.)
+//! Products and passes that the cost model splits among threads are split with `rayon::join`,
+//! whose job records live on the stack, so the count holds with them too.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

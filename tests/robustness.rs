@@ -415,3 +415,30 @@ fn refused_everywhere(dir: &str, model: &str, message: &str) {
     fails_with(&["bench", "W2", "--data-dir", dir, "--reps", "1"], message);
     assert_eq!(files_in(out.path()), Vec::<String>::new());
 }
+
+#[test]
+fn bench_refuses_an_unknown_cell_or_grid_before_loading_anything() {
+    let out = backprop(&["bench", "--cell", "mlp/no-such-net", "--reps", "1"]);
+    assert_eq!((out.status.code(), stdout(&out)), (Some(1), String::new()));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "error: no cell \"mlp/no-such-net\" in bench/grid.json: its cells are mlp/"
+        ) && err.lines().count() == 1,
+        "{err}"
+    );
+    fails_with(
+        &[
+            "bench",
+            "--cell",
+            "x",
+            "--grid",
+            "tests/corpus/no-such-grid.json",
+        ],
+        "cannot read the grid tests/corpus/no-such-grid.json: No such file or directory (os error 2); \
+         give the grid file with --grid (bench/grid.json of the repository)",
+    );
+    let out = backprop(&["bench", "--cell", "x", "--grid", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).starts_with("error: Cargo.toml is not a grid of cells: "));
+}

@@ -167,7 +167,8 @@ fn bad_flags_are_refused_in_one_line_with_exit_code_2() {
 
 #[test]
 fn the_thread_count_does_not_change_a_single_bit() {
-    // 100×784·784×300 is above the size at which products are split across threads.
+    // 100×784·784×300 (23.5 M multiply-adds) is split across threads by the cost model on
+    // any machine with two cores and a split cost under a millisecond.
     let model = |threads: &str| {
         let dir = tempfile::tempdir().unwrap();
         let out = backprop(&[
@@ -196,5 +197,41 @@ fn the_thread_count_does_not_change_a_single_bit() {
     assert!(
         one == two,
         "model files differ between --threads 1 and --threads 2"
+    );
+}
+
+/// A cell of the benchmark grid reports, in the grid's JSON fields, a positive step time and
+/// the FLOPs of its products: for 784-50-10 at batch 100, forward 784·50 + 50·10 multiply-adds
+/// per example, backward twice that less the first layer's ∂L/∂x (784·50).
+#[test]
+fn a_grid_cell_reports_its_step_time_and_flops() {
+    let out = backprop(&[
+        "bench",
+        "--cell",
+        "mlp/784-50-10/relu/sgd/b100",
+        "--reps",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (rep, r) in lines.iter().enumerate() {
+        assert_eq!(r["impl"], "backprop");
+        assert_eq!(r["cell"], "mlp/784-50-10/relu/sgd/b100");
+        assert_eq!(r["rep"], rep);
+        assert!(r["ms_per_step"].as_f64().unwrap() > 0.0);
+        let forward = 784.0 * 50.0 + 50.0 * 10.0;
+        assert_eq!(
+            r["flops_per_step"],
+            2.0 * (3.0 * forward - 784.0 * 50.0) * 100.0
+        );
+        assert!(r["loss_last"].as_f64().unwrap() < r["loss_first"].as_f64().unwrap());
+    }
+    assert_ne!(
+        lines[0]["loss_first"], lines[1]["loss_first"],
+        "each rep its own seed"
     );
 }

@@ -13,11 +13,13 @@
 //!           ∂L/∂xₙ = col2im(Wcᵀ · ∂L/∂Yₙ)                   overlapping windows add up
 //! ```
 //!
-//! A training pass caches every image's `colₙᵀ` (kept transposed, `(C·FH·FW, OH·OW)`, see
-//! [`im2col_image`](super::im2col_image())) and the input shape; an inference pass keeps
-//! nothing for backward, as none follows it. Working image by image gives
-//! the output directly in the `(N, FN, OH, OW)` layout; how that and the threads make it fast
-//! is in [`crate::machinery`].
+//! A training pass caches its input `x`; backward unfolds each image again (`colₙ =
+//! im2col(xₙ)`, kept transposed, `(C·FH·FW, OH·OW)`, see [`im2col_image`](super::im2col_image())),
+//! since a batch's im2col rows are `FH·FW` times the images (45 MB against 5 MB for
+//! DeepConvNet's second layer at batch 100) and unfolding costs a few percent of a step. An
+//! inference pass keeps nothing for backward, as none follows it. Working image by image
+//! gives the output directly in the `(N, FN, OH, OW)` layout; how that and the threads make
+//! it fast is in [`crate::machinery`].
 //!
 //! ```
 //! use backprop::layers::{Convolution, Layer, Mode};
@@ -30,16 +32,16 @@
 //! ```
 
 use ndarray::{
-    Array1, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayViewMut2, ArrayViewMut4, Axis, Ix3,
-    Ix4, NdFloat,
+    Array1, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayViewMut2, Axis, Ix3, Ix4, NdFloat,
 };
 use rand::Rng;
 
 use super::im2col::{ImageShape, Window, col2im_image, im2col_image};
 use super::{Layer, Mode, Param, cached, check_dout_shape, visit_weights};
 use crate::functions::randn;
+use crate::machinery::cost::Work;
 use crate::machinery::linalg::matmul;
-use crate::machinery::parallel::{parallel_each, parallel_zip3, per_thread, sum_in_fixed_groups};
+use crate::machinery::parallel::{parallel_zip3, per_thread, sum_in_fixed_groups};
 use crate::machinery::scratch::reuse_for;
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
@@ -59,13 +61,11 @@ pub struct Convolution<A> {
     db: Array1<A>,
     stride: usize,
     pad: usize,
-    /// Every image's `colᵀ (C·FH·FW, OH·OW)`, as `(N, C·FH·FW, OH·OW)`, and the input shape
-    /// `(N, C, H, W)` of the last training pass (none after an inference pass). Reused by the
-    /// next training pass of the same shape.
-    cache: Option<(Array3<A>, ImageShape)>,
-    /// Inference's `colᵀ` buffers, one per thread's group of images, kept for the next
-    /// inference pass with the same `(groups, C, H, W)` (their padding entries stay 0).
-    eval_cols: Option<(Array3<A>, ImageShape)>,
+    /// The input `x (N, C, H, W)` of the last training pass (none after an inference pass).
+    cache: Option<Array4<A>>,
+    /// Forward's `colᵀ` buffers, one per thread's group of images, kept for the next pass
+    /// with the same `(groups, C, H, W)` (their padding entries stay 0).
+    cols: Option<(Array3<A>, ImageShape)>,
 }
 
 impl<A: Clone> Clone for Convolution<A> {
@@ -78,7 +78,7 @@ impl<A: Clone> Clone for Convolution<A> {
             stride: self.stride,
             pad: self.pad,
             cache: None,
-            eval_cols: None,
+            cols: None,
         }
     }
 }
@@ -104,7 +104,7 @@ impl<A: NdFloat> Convolution<A> {
             stride,
             pad,
             cache: None,
-            eval_cols: None,
+            cols: None,
         }
     }
 
@@ -157,12 +157,15 @@ impl<A: NdFloat> Convolution<A> {
 
     /// `W` as the matrix `Wc (FN, C·FH·FW)`, a view.
     fn w_col(&self) -> ndarray::ArrayView2<'_, A> {
-        let fn_ = self.w.len_of(Axis(0));
-        self.w
-            .view()
-            .into_shape_with_order((fn_, self.w.len() / fn_.max(1)))
-            .expect("W is in standard layout")
+        as_matrix(&self.w)
     }
+}
+
+/// Filters `W (FN, C, FH, FW)` as the matrix `Wc (FN, C·FH·FW)`, a view.
+fn as_matrix<A>(w: &Array4<A>) -> ndarray::ArrayView2<'_, A> {
+    let fn_ = w.len_of(Axis(0));
+    let wc = w.view().into_shape_with_order((fn_, w.len() / fn_.max(1)));
+    wc.expect("W is in standard layout")
 }
 
 impl<A: NdFloat> Layer<A> for Convolution<A> {
@@ -176,13 +179,11 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
         let x = self.images(x); // (N, C, H, W)
         let (n, fn_, (oh, ow)) = (x.dim().0, self.w_col().nrows(), self.output_size(x.dim()));
         let mut y = Array3::zeros((n, fn_, oh * ow));
-        match mode {
-            Mode::Train => self.forward_keeping_col(&x, &mut y), // colᵀ kept for ∂L/∂W
-            Mode::Eval => {
-                self.cache = None; // no backward follows inference
-                self.forward_in_groups(&x, &mut y);
-            }
-        }
+        self.forward_in_groups(&x, &mut y);
+        self.cache = match mode {
+            Mode::Train => Some(x), // for backward
+            Mode::Eval => None,     // no backward follows inference
+        };
         let y = y.into_shape_with_order((n, fn_, oh, ow));
         y.expect("(N, FN, OH·OW) splits").into_dyn()
     }
@@ -190,20 +191,15 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
     /// `∂L/∂b = Σ ∂L/∂Y;  ∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ;  ∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        let dy = self.param_grads(dout); // ∂L/∂b, ∂L/∂W
-        let (_, shape) = cached(&self.cache, "Convolution");
-        let mut dx = Array4::zeros(*shape);
-        // The images in one group per thread, each group with one ∂L/∂colᵀ buffer.
-        let group = per_thread(shape.0);
-        let dx_groups = dx.axis_chunks_iter_mut(Axis(0), group);
-        let jobs: Vec<_> = dx_groups.zip(dy.axis_chunks_iter(Axis(0), group)).collect();
-        parallel_each(jobs, |(dx_n, dy_n)| self.input_grads(dy_n, dx_n));
+        let shape = cached(&self.cache, "Convolution").dim();
+        let mut dx = Array4::zeros(shape);
+        self.grads(dout, Some(&mut dx));
         dx.into_dyn()
     }
 
     #[track_caller]
     fn backward_params_only(&mut self, dout: ArrayD<A>) {
-        let _ = self.param_grads(dout);
+        self.grads(dout, None);
     }
 
     fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
@@ -230,40 +226,40 @@ impl<A: NdFloat> Convolution<A> {
             .output_size_or_panic("Convolution::forward", (h, w))
     }
 
-    /// [`forward_image`](Self::forward_image) for every image, each into its own rows of a
-    /// `colᵀ (N, C·FH·FW, OH·OW)` kept for backward (the buffer of the last pass when the
-    /// input has the same shape: its padding entries, never written, are still 0).
-    fn forward_keeping_col(&mut self, x: &Array4<A>, y: &mut Array3<A>) {
-        let dim = Ix3(x.dim().0, self.w_col().ncols(), y.len_of(Axis(2)));
-        let mut col = reuse_for(&mut self.cache, &x.dim(), dim, A::zero());
-        let images = (x.outer_iter(), col.outer_iter_mut(), y.outer_iter_mut());
-        parallel_zip3(images.0, images.1, images.2, |(x_n, col_t, y_n)| {
-            self.forward_image(x_n, col_t, y_n);
-        });
-        self.cache = Some((col, x.dim()));
-    }
-
     /// [`forward_image`](Self::forward_image) for every image, in one group per thread with one
-    /// `colᵀ` buffer each (kept for the next inference pass): inference keeps nothing for
-    /// backward, so its memory is one image's rows per thread, not a batch's.
+    /// `colᵀ` buffer each (kept for the next pass): one image's rows per thread, not a batch's.
     fn forward_in_groups(&mut self, x: &Array4<A>, y: &mut Array3<A>) {
-        let ((n, c, h, w), group) = (x.dim(), per_thread(x.dim().0));
+        let work = self.work_per_image(x.dim()).times(x.dim().0);
+        let ((n, c, h, w), group) = (x.dim(), per_thread(x.dim().0, work));
         let groups = n.div_ceil(group);
         let dim = Ix3(groups, self.w_col().ncols(), y.len_of(Axis(2)));
-        let mut cols = reuse_for(&mut self.eval_cols, &(groups, c, h, w), dim, A::zero());
+        let mut cols = reuse_for(&mut self.cols, &(groups, c, h, w), dim, A::zero());
         let x_groups = x.axis_chunks_iter(Axis(0), group);
         let y_groups = y.axis_chunks_iter_mut(Axis(0), group);
         parallel_zip3(
             x_groups,
             y_groups,
             cols.outer_iter_mut(),
+            work,
             |(x_group, mut y_group, mut col_t)| {
                 for (x_n, y_n) in x_group.outer_iter().zip(y_group.outer_iter_mut()) {
                     self.forward_image(x_n, col_t.view_mut(), y_n);
                 }
             },
         );
-        self.eval_cols = Some((cols, (groups, c, h, w)));
+        self.cols = Some((cols, (groups, c, h, w)));
+    }
+
+    /// What one image of `shape`'s pass costs (its product and its im2col or col2im), for
+    /// the decision to share a batch's images among threads ([`crate::machinery::cost`]).
+    fn work_per_image(&self, shape: ImageShape) -> Work {
+        let (fn_, k) = self.w_col().dim();
+        let pixels = {
+            let (oh, ow) = self.output_size(shape);
+            oh * ow
+        };
+        let size = std::mem::size_of::<A>();
+        Work::product(fn_, k, pixels, size).and(Work::bytes(2 * k * pixels * size))
     }
 
     /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`.
@@ -284,41 +280,47 @@ impl<A: NdFloat> Convolution<A> {
         matmul(self.w_col(), col_t.view(), y_n, true);
     }
 
-    /// `∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)` for a group of images, through one `∂L/∂colᵀ` buffer.
-    fn input_grads(&self, dy: ArrayView3<'_, A>, mut dx: ArrayViewMut4<'_, A>) {
-        let mut dcol_t = Array2::zeros((self.w_col().ncols(), dy.len_of(Axis(2))));
-        for (mut dx_n, dy_n) in dx.outer_iter_mut().zip(dy.outer_iter()) {
-            matmul(self.w_col().t(), dy_n, dcol_t.view_mut(), false);
-            let (dcol_t, shape) = (dcol_t.as_slice().expect("fresh"), dx_n.dim());
-            col2im_image(
-                dcol_t,
-                shape,
-                self.window(),
-                dx_n.as_slice_mut().expect("fresh"),
-            );
-        }
-    }
-
-    /// `∂L/∂b = Σₙ Σ_pixels ∂L/∂Yₙ` and `∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ` into the gradient buffers;
-    /// returns `∂L/∂Y` as `(N, FN, OH·OW)`.
+    /// `∂L/∂b = Σₙ Σ_pixels ∂L/∂Yₙ` and `∂L/∂Wc = Σₙ ∂L/∂Yₙ·colₙ` into the gradient buffers,
+    /// with `colₙ = im2col(xₙ)` unfolded again, and `∂L/∂xₙ = col2im(Wcᵀ·∂L/∂Yₙ)` into `dx`
+    /// when given. Each thread unfolds its images into one `colᵀ` buffer.
     #[track_caller]
-    fn param_grads(&mut self, dout: ArrayD<A>) -> Array3<A> {
-        let (col, shape) = cached(&self.cache, "Convolution");
-        let dy = self.output_grads(dout, *shape); // (N, FN, OH·OW)
+    fn grads(&mut self, dout: ArrayD<A>, dx: Option<&mut Array4<A>>) {
+        let x = cached(&self.cache, "Convolution");
+        let dy = self.output_grads(dout, x.dim()); // (N, FN, OH·OW)
         self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
-        let dw_col = self.dw.view_mut();
-        let dw_col = dw_col.into_shape_with_order((dy.len_of(Axis(1)), col.len_of(Axis(1))));
-        let dw_col = dw_col.expect("dW is in standard layout");
+        let (window, work) = (self.window(), self.work_per_image(x.dim()).times(x.dim().0));
+        let (wc, (k, pixels)) = (
+            as_matrix(&self.w),
+            (self.w_col().ncols(), dy.len_of(Axis(2))),
+        );
+        let dw = self.dw.view_mut().into_shape_with_order(wc.dim());
+        let mut dx_n = dx.into_iter().flat_map(|dx| dx.outer_iter_mut().map(Some));
+        let images = x.outer_iter().zip(dy.outer_iter());
+        let items: Vec<_> = images
+            .map(|(x_n, dy_n)| (x_n, dy_n, dx_n.next().flatten()))
+            .collect();
         sum_in_fixed_groups(
-            dw_col,
-            shape.0,
+            dw.expect("dW is in standard layout"),
+            items,
             IMAGES_PER_PARTIAL,
-            |i, partial, accumulate| {
-                let (dy_n, col_n) = (dy.index_axis(Axis(0), i), col.index_axis(Axis(0), i));
-                matmul(dy_n, col_n.t(), partial, accumulate);
+            work,
+            || (Array2::zeros((k, pixels)), Array2::zeros((k, pixels))),
+            |(x_n, dy_n, dx_n), (col_t, dcol_t), partial, accumulate| {
+                let x_slice = x_n.as_slice().expect("standard layout");
+                im2col_image(
+                    x_slice,
+                    x_n.dim(),
+                    window,
+                    col_t.as_slice_mut().expect("fresh"),
+                );
+                matmul(dy_n, col_t.t(), partial, accumulate); // ∂L/∂Wc += ∂L/∂Yₙ·colₙ
+                if let Some(mut dx_n) = dx_n {
+                    matmul(wc.t(), dy_n, dcol_t.view_mut(), false); // ∂L/∂colₙᵀ = Wcᵀ·∂L/∂Yₙ
+                    let (dcol_t, dx_n) = (dcol_t.as_slice().expect("fresh"), dx_n.as_slice_mut());
+                    col2im_image(dcol_t, x_n.dim(), window, dx_n.expect("fresh"));
+                }
             },
         );
-        dy
     }
 
     /// `dout` as `(N, FN, OH·OW)` in standard layout.
@@ -402,9 +404,9 @@ mod tests {
             let mut conv = Convolution::<f32>::randn((4, 3, 3, 3), (stride, pad), 1.0, &mut rng);
             let x = test_input::<f32>(&[5, 3, 8, 7], 10);
             let trained = conv.forward(x.clone(), Mode::Train);
-            assert!(conv.cache.is_some(), "training keeps colᵀ for backward");
+            assert!(conv.cache.is_some(), "training keeps x for backward");
             let copy = conv.clone();
-            assert!(copy.cache.is_none(), "a clone carries no im2col rows");
+            assert!(copy.cache.is_none(), "a clone carries no cache");
             let mut fresh = copy;
             assert_eq!(
                 fresh.forward(x, Mode::Eval),

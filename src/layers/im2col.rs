@@ -23,6 +23,7 @@
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
 
+use crate::machinery::cost::Work;
 use crate::machinery::parallel::parallel_each;
 
 /// The shape `(N, C, H, W)` of a batch of images.
@@ -104,11 +105,12 @@ pub fn im2col<A: NdFloat>(x: ArrayView4<'_, A>, window: Window) -> Array2<A> {
     let k = c * window.height * window.width;
     let mut col = Array2::zeros((n * oh * ow, k));
     let x = x.as_standard_layout();
+    let work = Work::bytes(2 * col.len() * size_of::<A>());
     let jobs: Vec<_> = col
         .axis_chunks_iter_mut(Axis(0), oh * ow)
         .zip(x.outer_iter())
         .collect();
-    parallel_each(jobs, |(mut rows, image)| {
+    parallel_each(jobs, work, |(mut rows, image)| {
         let mut col_t = Array2::zeros((k, oh * ow));
         let image = image.to_slice().expect("standard layout");
         im2col_image(
@@ -169,11 +171,12 @@ pub fn col2im<A: NdFloat>(col: ArrayView2<'_, A>, shape: ImageShape, window: Win
         col.shape()
     );
     let mut img = Array4::zeros(shape);
+    let work = Work::bytes(2 * col.len() * size_of::<A>());
     let jobs: Vec<_> = img
         .outer_iter_mut()
         .zip(col.axis_chunks_iter(Axis(0), oh * ow))
         .collect();
-    parallel_each(jobs, |(mut image, rows)| {
+    parallel_each(jobs, work, |(mut image, rows)| {
         let image = image.as_slice_mut().expect("an image of a fresh array");
         let col_t = rows.t().as_standard_layout().into_owned();
         col2im_image(col_t.as_slice().expect("fresh"), (c, h, w), window, image);

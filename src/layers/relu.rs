@@ -16,6 +16,7 @@
 use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
+use crate::machinery::parallel::zip_for_each;
 use crate::machinery::scratch::reuse;
 
 /// Rectified linear unit.
@@ -40,7 +41,8 @@ impl<A: NdFloat> Layer<A> for Relu {
     /// `y = max(0, x)`, remembering `[x > 0]`
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
         let mut active = reuse(&mut self.active, x.raw_dim(), false);
-        Zip::from(&mut x).and(&mut active).for_each(|v, on| {
+        let (x_and_mask, bytes) = (Zip::from(&mut x).and(&mut active), 2 * size_of::<A>() + 1);
+        zip_for_each!(x_and_mask, bytes, |v: &mut A, on: &mut bool| {
             // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through
             // instead of being silently zeroed.
             *on = (*v > A::zero()) | v.is_nan();
@@ -55,7 +57,8 @@ impl<A: NdFloat> Layer<A> for Relu {
     fn backward(&mut self, mut dout: ArrayD<A>) -> ArrayD<A> {
         let active = cached(&self.active, "Relu");
         check_dout_shape("Relu", active.shape(), dout.shape());
-        Zip::from(&mut dout).and(active).for_each(|d, &on| {
+        let (dout_and_mask, bytes) = (Zip::from(&mut dout).and(active), 2 * size_of::<A>() + 1);
+        zip_for_each!(dout_and_mask, bytes, |d: &mut A, &on: &bool| {
             *d = if on { *d } else { A::zero() };
         });
         dout

@@ -5,8 +5,9 @@
 //! ndarray's matrixmultiply, on the Skylake-SP machine of BENCHMARKS.md's GEMM ceilings).
 //! `A` and `B` may be transposed views: no copy is made.
 //!
-//! Results do not depend on the thread count: every output element is computed by one thread
-//! with its additions in the same order whatever the thread count (faer splits `C`, never
+//! Whether a product is split among threads is decided by the cost model of
+//! [`super::cost`]; results do not depend on it: every output element is computed by one
+//! thread with its additions in the same order whatever the split (the split cuts `C`, never
 //! the sum over `k`), so `--threads 1` and `--threads 2` give the same bits.
 //!
 //! After every faer product the upper halves of the AVX registers are cleared
@@ -15,23 +16,28 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, NdFloat};
 
-use super::parallel::threads;
+use super::cost::{self, Work};
 
-/// Below this many multiply-adds (16 M) a product runs on one thread. Measured on the pool:
-/// W3's 128×1000·1000×10 products (1.3 M) took up to three times longer on two threads; the
-/// book's 100×784·784×50 (3.9 M) gained nothing that outlasted the machine's noise (W2 with a
-/// 2 M threshold: 0.98 × the time over 11 alternating runs), and split products allocate
-/// rayon's job records, which a W2 step otherwise does without (`tests/allocations.rs`).
-const PARALLEL_MIN_WORK: usize = 1 << 24;
+/// The fewest rows (or columns) of `C` a part of a split product gets: a whole panel of
+/// faer's kernels, and never the single row or column for which faer would take its
+/// matrix-vector path, whose additions come in another order.
+const MIN_PART: usize = 16;
+
+/// The fewest multiply-adds a part of a split product gets: above the 4096 under which faer
+/// takes its small-product kernels (another order of additions again).
+const MIN_PART_WORK: usize = 8192;
 
 /// `C ← A·B`, or `C ← C + A·B` when `accumulate`; `A (m, k)`, `B (k, n)`, `C (m, n)`.
 ///
-/// Products of at least 16 M multiply-adds run on [`threads`] threads by
-/// faer's parallel GEMM on rayon's pool: it splits `C` into tiles, each computed by one
-/// thread with the additions in the same order as on one thread, so the bits do not depend on
-/// the thread count (tested below).
+/// A product large enough for splitting to pay ([`cost::threads_for`]) is cut along the
+/// longer side of `C` into one block of rows (or columns) per thread, each block a
+/// single-threaded faer GEMM on rayon's pool. Every element of `C` is then computed by one
+/// thread with its additions in the same order as unsplit (faer's kernels add over `k` in
+/// chunks of 512 whatever the block's size), so the bits do not depend on the thread count
+/// (tested below). Cutting `C` in blocks ran as fast as faer's own parallel GEMM or faster
+/// on every shape measured (BENCHMARKS.md), and from far smaller products on.
 ///
 /// # Panics
 /// When the shapes do not chain.
@@ -39,7 +45,7 @@ const PARALLEL_MIN_WORK: usize = 1 << 24;
 pub fn matmul<A: NdFloat>(
     a: ArrayView2<'_, A>,
     b: ArrayView2<'_, A>,
-    mut c: ArrayViewMut2<'_, A>,
+    c: ArrayViewMut2<'_, A>,
     accumulate: bool,
 ) {
     let (m, k) = a.dim();
@@ -51,22 +57,62 @@ pub fn matmul<A: NdFloat>(
         b.shape(),
         c.shape()
     );
+    let work = Work::product(m, k, n, std::mem::size_of::<A>());
+    let parts = cost::threads_for(work, (m.max(n) / MIN_PART).min(m * k * n / MIN_PART_WORK));
+    split_product(a, b, c, accumulate, parts);
+}
+
+/// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),
+/// halved recursively with `rayon::join` (which allocates nothing).
+fn split_product<A: NdFloat>(
+    a: ArrayView2<'_, A>,
+    b: ArrayView2<'_, A>,
+    c: ArrayViewMut2<'_, A>,
+    accumulate: bool,
+    parts: usize,
+) {
+    if parts <= 1 {
+        return product(a, b, c, accumulate);
+    }
+    let half = parts / 2;
+    if c.nrows() >= c.ncols() {
+        let at = c.nrows() * half / parts;
+        let (a0, a1) = a.split_at(Axis(0), at);
+        let (c0, c1) = c.split_at(Axis(0), at);
+        rayon::join(
+            || split_product(a0, b, c0, accumulate, half),
+            || split_product(a1, b, c1, accumulate, parts - half),
+        );
+    } else {
+        let at = c.ncols() * half / parts;
+        let (b0, b1) = b.split_at(Axis(1), at);
+        let (c0, c1) = c.split_at(Axis(1), at);
+        rayon::join(
+            || split_product(a, b0, c0, accumulate, half),
+            || split_product(a, b1, c1, accumulate, parts - half),
+        );
+    }
+}
+
+/// [`matmul`] on the calling thread alone.
+fn product<A: NdFloat>(
+    a: ArrayView2<'_, A>,
+    b: ArrayView2<'_, A>,
+    mut c: ArrayViewMut2<'_, A>,
+    accumulate: bool,
+) {
     if a.is_empty() || b.is_empty() || c.is_empty() {
         if !accumulate {
             c.fill(A::zero());
         }
         return;
     }
-    let par = match threads() {
-        threads if threads > 1 && m * k * n >= PARALLEL_MIN_WORK => faer::Par::rayon(threads),
-        _ => faer::Par::Seq,
-    };
     if TypeId::of::<A>() == TypeId::of::<f32>() {
         // SAFETY: A is f32, so the views have the element type they are cast to.
-        unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0, par) }
+        unsafe { faer_gemm::<f32>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
     } else if TypeId::of::<A>() == TypeId::of::<f64>() {
         // SAFETY: A is f64.
-        unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0, par) }
+        unsafe { faer_gemm::<f64>(cast(a), cast(b), cast_mut(c), accumulate, 1.0) }
     } else {
         let beta = if accumulate { A::one() } else { A::zero() };
         ndarray::linalg::general_mat_mul(A::one(), &a, &b, beta, &mut c);
@@ -126,7 +172,6 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
     mut c: ArrayViewMut2<'_, T>,
     accumulate: bool,
     one: T,
-    par: faer::Par,
 ) {
     let view = |x: &ArrayView2<'_, T>| {
         let s = x.strides();
@@ -150,7 +195,7 @@ unsafe fn faer_gemm<T: faer::traits::ComplexField>(
     } else {
         faer::Accum::Replace
     };
-    faer::linalg::matmul::matmul(fc, accum, fa, fb, one, par);
+    faer::linalg::matmul::matmul(fc, accum, fa, fb, one, faer::Par::Seq);
     clear_upper_registers();
 }
 
@@ -215,8 +260,8 @@ mod tests {
 
     #[test]
     fn results_are_the_same_bits_on_one_thread_and_many() {
-        // Odd sizes, and the two hidden layers of W3 (784-1000-1000-10, batch 128), all above
-        // the parallel threshold; on 2, 3 and 4 threads, inside the pool and outside.
+        // Odd sizes, and the two hidden layers of W3 (784-1000-1000-10, batch 128), all large
+        // enough to be split; on 2, 3 and 4 threads, inside the pool and outside.
         let f32s = |shape, seed| random(shape, seed, -10.0).mapv(|v| v as f32);
         // X (N, D), W (D, M), dY (N, M)
         let layer = |(n, d, m), seed| {
@@ -244,6 +289,57 @@ mod tests {
             assert!(run(threads) == one, "{threads} threads");
             let pooled = on_thread_pool(|| run(threads));
             assert!(pooled == one, "{threads} threads, on the pool");
+        }
+    }
+
+    /// Every way of cutting a product gives the bits of the whole, whatever the cost model
+    /// decides on this machine: odd shapes (rows or columns cut, remainders in the kernels'
+    /// edge paths), `k` over faer's chunk of 512, transposed operands, `f32` and `f64`,
+    /// replacing and accumulating.
+    #[test]
+    fn every_split_gives_the_bits_of_the_whole_product() {
+        fn check<A: NdFloat>(a: ArrayView2<'_, A>, b: ArrayView2<'_, A>, c0: &Array2<A>) {
+            for accumulate in [false, true] {
+                let mut whole = c0.clone();
+                split_product(a, b, whole.view_mut(), accumulate, 1);
+                for parts in 2..=7 {
+                    let mut split = c0.clone();
+                    on_thread_pool(|| {
+                        split_product(a, b, split.view_mut(), accumulate, parts);
+                    });
+                    assert!(
+                        split == whole,
+                        "{:?}·{:?} in {parts} parts",
+                        a.shape(),
+                        b.shape()
+                    );
+                }
+            }
+        }
+        for (i, &(m, k, n)) in [
+            (100, 784, 50),
+            (50, 100, 784),
+            (37, 1031, 213),
+            (213, 1031, 37),
+            (129, 17, 300),
+            (64, 300, 100),
+            (16, 144, 784),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seed = 20 + 3 * i as u64;
+            let (a, b, c0) = (
+                random((m, k), seed, 0.0),
+                random((k, n), seed + 1, -10.0),
+                random((m, n), seed + 2, -10.0),
+            );
+            check(a.view(), b.view(), &c0);
+            let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+            check(at.t(), bt.t(), &c0);
+            let f = |x: &Array2<f64>| x.mapv(|v| v as f32);
+            check(f(&a).view(), f(&b).view(), &f(&c0));
+            check(f(&at).t(), f(&bt).t(), &f(&c0));
         }
     }
 }

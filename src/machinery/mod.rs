@@ -5,6 +5,7 @@
 //!
 //! | module | what it does |
 //! |---|---|
+//! | [`cost`] | the cost model that decides whether work is split among threads, measured on the machine at hand |
 //! | [`linalg`] | [`linalg::matmul`]: every product (`Y = X·W`, `∂L/∂W = Xᵀ·∂L/∂Y`, …) on faer's GEMM, transposes as strided views |
 //! | [`parallel`] | the threads the kernels use, rayon's pool, and work on disjoint parts of arrays split among them |
 //! | [`scratch`] | buffers kept from pass to pass, so that a training step allocates nothing after its first |
@@ -14,13 +15,22 @@
 //!
 //! faer's GEMM was the fastest option measured on this project's shapes (63 GFLOP/s
 //! single-threaded on 100×784·784×50 against 37 for ndarray's matrixmultiply, on the
-//! Skylake-SP machine of BENCHMARKS.md's GEMM ceilings). Products of 16 M multiply-adds and
-//! more run on faer's parallel GEMM over rayon's pool, on which the CLI runs its commands
-//! ([`parallel::on_thread_pool`]); faer splits the output, never a sum, so the same seed gives
-//! the same bits at any `--threads`. After each product the AVX registers' upper halves are
-//! cleared, or every SSE instruction after it would stall (softmax after a product ran up to
-//! 25× slower).
+//! Skylake-SP machine of BENCHMARKS.md's GEMM ceilings). A product is split among threads
+//! when [`cost`]'s model, measured on the machine at hand, says it pays: cut along the longer
+//! side of the output into one block per thread, each a single-threaded faer GEMM, joined on
+//! rayon's pool, on which the CLI runs its commands ([`parallel::on_thread_pool`]). The cut
+//! never splits a sum, so the same seed gives the same bits at any `--threads`. After each
+//! product the AVX registers' upper halves are cleared, or every SSE instruction after it
+//! would stall (softmax after a product ran up to 25× slower).
 //!
+//! ## When work is split
+//!
+//! Every split among threads (a product, the images of a convolution or pooling pass, an
+//! element-wise pass such as ReLU or an optimizer's update, evaluation blocks) asks
+//! [`cost::threads_for`] with the work's size, in multiply-adds and bytes moved; the model
+//! weighs it against one thread's measured rates and the measured cost of waking another
+//! thread. `backprop bench --costs` prints the measurements.
+
 //! ## Buffers
 //!
 //! From the second training step on, a dense net's step allocates nothing
@@ -37,8 +47,9 @@
 //! ## Images
 //!
 //! Convolutions run image by image (im2col, product and col2im of one image stay on one core,
-//! in its cache) on transposed im2col buffers `colₙᵀ (C·FH·FW, OH·OW)` kept from pass to
-//! pass, so that all three products take plain row-major operands and the output comes out in
+//! in its cache) on transposed im2col buffers `colₙᵀ (C·FH·FW, OH·OW)`, one per thread, kept
+//! from pass to pass (backward unfolds each image again rather than keeping a batch's rows,
+//! which for DeepConvNet at batch 100 were 110 MB), so that all three products take plain row-major operands and the output comes out in
 //! the `(N, FN, OH, OW)` layout with no transposed copy. The images of a batch are shared among
 //! the cores ([`parallel::parallel_each`]); `∂L/∂W` is summed in fixed groups of 8 images, then
 //! the groups in order, so the bits do not depend on the thread count either. Max pooling
@@ -59,6 +70,7 @@
 //! 70 MB. `backprop bench` and `BENCHMARKS.md` compare with numpy, PyTorch, burn and candle
 //! measured in the same run.
 
+pub mod cost;
 pub mod linalg;
 pub mod parallel;
 pub mod pool_kernels;

@@ -1,7 +1,7 @@
 //! The threads the kernels run on: how many ([`set_threads`], [`threads`]), where (rayon's
-//! pool, [`on_thread_pool`]), work on disjoint parts of arrays split among them
-//! ([`parallel_each`], [`parallel_zip3`]), and sums in a fixed order whatever the split
-//! ([`sum_in_fixed_groups`]).
+//! pool, [`on_thread_pool`]), work on disjoint parts of arrays split among them when the cost
+//! model says it pays ([`parallel_each`], [`parallel_zip3`]), and sums in a fixed order
+//! whatever the split ([`sum_in_fixed_groups`]).
 //!
 //! Threads come from rayon's pool, one per core, and the CLI runs each command on one of them
 //! ([`on_thread_pool`]), so that a parallel product or pass uses the calling thread and one
@@ -16,6 +16,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{Array2, ArrayViewMut2, NdFloat};
+
+use super::cost::{self, Work};
 
 /// Threads used by the kernels; 0 means "not set": all cores.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -83,12 +85,14 @@ pub fn on_thread_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }
 
-/// Runs `f` on every job, the jobs split into one contiguous group per thread (inline when
-/// there is one thread or one job): the calling thread runs the first group, rayon's pool the
-/// others. For work on disjoint parts of arrays, such as the images of a batch: each job
-/// writes only its own part, so the result does not depend on the split.
-pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
-    let threads = threads().min(jobs.len());
+/// Runs `f` on every job, the jobs split into one contiguous group per thread that pays
+/// for `work` (the jobs' total, see [`cost::threads_for`]; inline when that is one thread):
+/// the calling thread runs the first group, rayon's pool the others, each with its kernels on
+/// its own thread ([`one_thread_each`]). For work on disjoint parts of arrays, such as the
+/// images of a batch: each job writes only its own part, so the result does not depend on
+/// the split.
+pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
+    let threads = cost::threads_for(work, jobs.len());
     if threads <= 1 {
         jobs.into_iter().for_each(f);
         return;
@@ -96,22 +100,42 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync) {
     let per_thread = jobs.len().div_ceil(threads);
     let mut jobs = jobs.into_iter();
     let own: Vec<T> = jobs.by_ref().take(per_thread).collect();
-    let f = &f;
+    let run = |group: Vec<T>| one_thread_each(|| group.into_iter().for_each(&f));
+    let run = &run;
     rayon::in_place_scope(|scope| {
         loop {
             let group: Vec<T> = jobs.by_ref().take(per_thread).collect();
             if group.is_empty() {
                 break;
             }
-            scope.spawn(move |_| group.into_iter().for_each(f));
+            scope.spawn(move |_| run(group));
         }
-        own.into_iter().for_each(f);
+        run(own);
     });
 }
 
-/// How many of `items` go in each group for one group per thread (at least 1).
-pub fn per_thread(items: usize) -> usize {
-    items.div_ceil(threads()).max(1)
+/// `zip.for_each(f)` over arrays of `A` side by side, on all threads (rayon's, through
+/// `Zip::par_for_each`) when the cost model says a pass that reads and writes `bytes` bytes
+/// per element pays ([`cost::threads_for`]). Each element is computed on its own, so the bits
+/// are the same either way. A macro: the zips of one to four arrays are types with no common
+/// trait.
+macro_rules! zip_for_each {
+    ($zip:expr, $bytes:expr, $f:expr) => {{
+        let zip = $zip;
+        let work = $crate::machinery::cost::Work::bytes(zip.size() * $bytes);
+        if $crate::machinery::cost::threads_for(work, usize::MAX) > 1 {
+            zip.par_for_each($f);
+        } else {
+            zip.for_each($f);
+        }
+    }};
+}
+pub(crate) use zip_for_each;
+
+/// How many of `items` go in each group for one group per thread that pays for `work`, the
+/// items' total (at least 1).
+pub fn per_thread(items: usize, work: Work) -> usize {
+    items.div_ceil(cost::threads_for(work, items)).max(1)
 }
 
 /// [`parallel_each`] over three sequences side by side, such as the images of a batch with
@@ -120,6 +144,7 @@ pub fn parallel_zip3<P: Send, Q: Send, R: Send>(
     p: impl IntoIterator<Item = P>,
     q: impl IntoIterator<Item = Q>,
     r: impl IntoIterator<Item = R>,
+    work: Work,
     f: impl Fn((P, Q, R)) + Sync,
 ) {
     let jobs = p
@@ -128,27 +153,42 @@ pub fn parallel_zip3<P: Send, Q: Send, R: Send>(
         .zip(r)
         .map(|((p, q), r)| (p, q, r))
         .collect();
-    parallel_each(jobs, f);
+    parallel_each(jobs, work, f);
 }
 
-/// `total ← Σₙ termₙ` for `n` in `0..count`, summed in a fixed order whatever the thread
-/// count: partial sums over fixed groups of `per_group` terms (a group on one thread, its terms
-/// in order), then the groups in order. `term(n, partial, accumulate)` writes its term into
-/// `partial`, or adds it when `accumulate`.
-pub fn sum_in_fixed_groups<A: NdFloat>(
+/// `total ← Σₙ term(itemₙ)` over `items`, summed in a fixed order whatever the thread count:
+/// partial sums over fixed groups of `per_group` items (a group on one thread, its items in
+/// order), then the groups in order. Each thread's share of the groups gets one `scratch()`
+/// value for its terms (buffers made once per thread, not per item).
+/// `term(item, scratch, partial, accumulate)` writes its term into `partial`, or adds it when
+/// `accumulate`; `work` is what all the terms cost.
+pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S>(
     mut total: ArrayViewMut2<'_, A>,
-    count: usize,
+    items: Vec<T>,
     per_group: usize,
-    term: impl Fn(usize, ArrayViewMut2<'_, A>, bool) + Sync,
+    work: Work,
+    scratch: impl Fn() -> S + Sync,
+    term: impl Fn(T, &mut S, ArrayViewMut2<'_, A>, bool) + Sync,
 ) {
-    let mut partials: Vec<Array2<A>> = (0..count.div_ceil(per_group))
+    let mut partials: Vec<Array2<A>> = (0..items.len().div_ceil(per_group))
         .map(|_| Array2::zeros(total.raw_dim()))
         .collect();
-    let jobs: Vec<_> = partials.iter_mut().enumerate().collect();
-    parallel_each(jobs, |(group, partial)| {
-        let first = group * per_group;
-        for n in first..count.min(first + per_group) {
-            term(n, partial.view_mut(), n > first);
+    let mut items = items.into_iter();
+    let mut groups = partials
+        .iter_mut()
+        .map(|partial| (items.by_ref().take(per_group).collect::<Vec<T>>(), partial));
+    let per_thread = per_thread(groups.len(), work);
+    let shares: Vec<Vec<_>> = std::iter::from_fn(|| {
+        let share: Vec<_> = groups.by_ref().take(per_thread).collect();
+        (!share.is_empty()).then_some(share)
+    })
+    .collect();
+    parallel_each(shares, work, |share| {
+        let mut scratch = scratch();
+        for (items, partial) in share {
+            for (i, item) in items.into_iter().enumerate() {
+                term(item, &mut scratch, partial.view_mut(), i > 0);
+            }
         }
     });
     total.fill(A::zero());

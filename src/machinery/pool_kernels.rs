@@ -9,6 +9,7 @@
 
 use ndarray::{Array3, ArrayD, ArrayView4, Axis, NdFloat};
 
+use super::cost::Work;
 use super::parallel::parallel_each;
 use crate::layers::Window;
 
@@ -25,12 +26,13 @@ pub fn max_pool<A: NdFloat>(x: ArrayView4<'_, A>, window: Window) -> (Array3<A>,
     let mut y = Array3::<A>::zeros((n * c, oh, ow));
     let mut at = vec![0u32; n * c * oh * ow];
     let planes = x.to_shape((n * c, h * w)).expect("standard layout");
+    let work = Work::bytes(x.len() * size_of::<A>() + y.len() * (4 + size_of::<A>()));
     let jobs: Vec<_> = y
         .outer_iter_mut()
         .zip(at.chunks_mut(oh * ow))
         .zip(planes.axis_iter(Axis(0)))
         .collect();
-    parallel_each(jobs, |((mut y, at), plane)| {
+    parallel_each(jobs, work, |((mut y, at), plane)| {
         let plane = plane.to_slice().expect("standard layout");
         max_pool_plane(window, plane, (h, w), y.as_slice_mut().expect("fresh"), at);
     });
@@ -44,19 +46,21 @@ pub fn route_to_maxima<A: NdFloat>(
     at: &[u32],
     (n, c, h, w): (usize, usize, usize, usize),
 ) -> ArrayD<A> {
-    let per_plane = at.len() / (n * c).max(1);
+    let per_plane = (at.len() / (n * c).max(1)).max(1);
     let mut dx = vec![A::zero(); n * c * h * w];
-    for ((plane, at), g) in dx
+    let work = Work::bytes(dx.len() * size_of::<A>() + at.len() * (4 + size_of::<A>()));
+    let jobs: Vec<_> = dx
         .chunks_mut(h * w)
-        .zip(at.chunks(per_plane.max(1)))
-        .zip(dout.chunks(per_plane.max(1)))
-    {
+        .zip(at.chunks(per_plane))
+        .zip(dout.chunks(per_plane))
+        .collect();
+    parallel_each(jobs, work, |((plane, at), g)| {
         for (&i, &g) in at.iter().zip(g) {
             if i != IN_PADDING {
                 plane[i as usize] += g;
             }
         }
-    }
+    });
     ArrayD::from_shape_vec(vec![n, c, h, w], dx).expect("one gradient per pixel")
 }
 

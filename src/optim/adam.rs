@@ -67,7 +67,7 @@ impl<A: NdFloat> Optimizer<A> for Adam<A> {
         let m = self.m.get(p.name, param.value.raw_dim());
         let v = self.v.get(p.name, param.value.raw_dim());
         let zip = Zip::from(&mut param.value).and(m).and(v).and(&param.grad);
-        for_each_element!(zip, |w: &mut A, m: &mut A, v: &mut A, &g: &A| {
+        for_each_element!(zip, 4, |w: &mut A, m: &mut A, v: &mut A, &g: &A| {
             *m += (A::one() - b1) * (g - *m);
             *v += (A::one() - b2) * (g * g - *v);
             *w -= lr_t * *m / (v.sqrt() + eps);

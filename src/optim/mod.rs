@@ -111,26 +111,14 @@ fn reject_leftovers(state: State) -> Result<()> {
     }
 }
 
-/// Parameters of at least this many elements (64 Ki) are updated on all threads.
-const PARALLEL_MIN_LEN: usize = 1 << 16;
-
-/// Whether a parameter of `len` elements is updated on all threads (rayon's, through
-/// `Zip::par_for_each`). Each element is updated on its own, so the bits are the same either way.
-fn on_all_threads(len: usize) -> bool {
-    crate::machinery::parallel::threads() > 1 && len >= PARALLEL_MIN_LEN
-}
-
-/// `zip.for_each(rule)`, on all threads for a large parameter ([`on_all_threads`]). A macro:
-/// the zips of a parameter with one, two or three other arrays are types with no common trait.
+/// `zip.for_each(rule)` over `arrays` arrays side by side (the parameter, its gradient and
+/// the optimizer's state), on all threads for a large parameter
+/// ([`zip_for_each`](crate::machinery::parallel::zip_for_each)): every array read and all but
+/// the gradient written.
 macro_rules! for_each_element {
-    ($zip:expr, $rule:expr) => {{
-        let zip = $zip;
-        if $crate::optim::on_all_threads(zip.size()) {
-            zip.par_for_each($rule);
-        } else {
-            zip.for_each($rule);
-        }
-    }};
+    ($zip:expr, $arrays:expr, $rule:expr) => {
+        $crate::machinery::parallel::zip_for_each!($zip, (2 * $arrays - 1) * size_of::<A>(), $rule)
+    };
 }
 use for_each_element;
 
@@ -194,7 +182,7 @@ impl<A: NdFloat> Slots<A> {
         let mut param = p.param;
         let slot = self.get(p.name, param.value.raw_dim());
         let zip = Zip::from(&mut param.value).and(slot).and(&param.grad);
-        for_each_element!(zip, |w: &mut A, s: &mut A, &g: &A| rule(w, s, g));
+        for_each_element!(zip, 3, |w: &mut A, s: &mut A, &g: &A| rule(w, s, g));
     }
 
     /// The state of an optimizer that has only this kind.

@@ -24,7 +24,7 @@ impl<A: NdFloat> Optimizer<A> for Sgd {
         let lr = scalar::<A>(self.lr);
         let mut p = param.param;
         let zip = Zip::from(&mut p.value).and(&p.grad);
-        for_each_element!(zip, |w: &mut A, &g: &A| *w -= lr * g);
+        for_each_element!(zip, 2, |w: &mut A, &g: &A| *w -= lr * g);
     }
 }
 

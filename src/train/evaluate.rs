@@ -6,6 +6,7 @@ use ndarray::NdFloat;
 use crate::data::{Batch, Split};
 use crate::functions::{Targets, argmax, cross_entropy_error, softmax_in_place};
 use crate::layers::Mode;
+use crate::machinery::cost::Work;
 use crate::machinery::parallel;
 use crate::net::Sequential;
 
@@ -38,7 +39,11 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     let rows = net.eval_rows();
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
-    let per_thread = parallel::per_thread(starts.len());
+    // At least a multiply-add per parameter and example (more for a convolution's weights).
+    let mut params = 0;
+    net.visit_params(&mut |p| params += p.param.value.len());
+    let work = Work::product(split.len(), params, 1, size_of::<A>());
+    let per_thread = parallel::per_thread(starts.len(), work);
     let groups: Vec<_> = starts
         .chunks(per_thread)
         .zip(results.chunks_mut(per_thread))
@@ -49,7 +54,7 @@ pub fn map_blocks<A: NdFloat, R: Send>(
         .chain(copies.iter_mut())
         .zip(groups)
         .collect();
-    parallel::parallel_each(jobs, |(net, (starts, out))| {
+    parallel::parallel_each(jobs, work, |(net, (starts, out))| {
         parallel::one_thread_each(|| {
             let mut batch = Batch::<A>::default();
             let mut indices = Vec::with_capacity(rows);

@@ -1,4 +1,5 @@
-//! `backprop bench`: the peers' benchmark workloads, timed.
+//! `backprop bench`: the peers' benchmark workloads and the cells of the benchmark grid
+//! (`bench/grid.json`), timed; the machine's GEMM rate and the cost model's measurements.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,20 @@ use backprop::data::Known;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// W1 (the book's run with evaluations), W2 (its training steps), W3 (784-1000-1000-10) or W4 (SimpleConvNet).
-    workload: Workload,
+    #[arg(required_unless_present_any = ["cell", "gemm_rate", "costs"])]
+    workload: Option<Workload>,
+    /// Run this cell of the benchmark grid (--grid) instead of a workload, on MNIST.
+    #[arg(long, conflicts_with = "workload")]
+    cell: Option<String>,
+    /// The grid file of --cell.
+    #[arg(long, default_value = "bench/grid.json")]
+    grid: PathBuf,
+    /// Print the GFLOP/s of a 1024×1024·1024×1024 f32 product on all threads, the grid's floor.
+    #[arg(long, conflicts_with_all = ["workload", "cell"])]
+    gemm_rate: bool,
+    /// Print the cost model's measurements on this machine (what deciding to split work rests on).
+    #[arg(long, conflicts_with_all = ["workload", "cell"])]
+    costs: bool,
     /// Repetitions, with seeds 0, 1, 2, …
     #[arg(long, default_value_t = 3, value_parser = super::at_least_one)]
     reps: usize,
@@ -33,14 +47,35 @@ pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
         backprop::machinery::parallel::set_threads(threads);
     }
+    if args.gemm_rate || args.costs {
+        return Ok(machine(args));
+    }
+    let cell = args
+        .cell
+        .as_deref()
+        .map(|id| super::grid::cell(&args.grid, id))
+        .transpose()?;
     let started = Instant::now();
-    let known = args
-        .dataset
-        .or(args.data_dir.is_none().then_some(Known::FashionMnist));
+    // The peers' workloads run on Fashion-MNIST, the grid's cells on MNIST.
+    let default = match cell {
+        Some(_) => Known::Mnist,
+        None => Known::FashionMnist,
+    };
+    let known = args.dataset.or(args.data_dir.is_none().then_some(default));
     let data = backprop::data::load(known, args.data_dir.as_deref())?;
     let load_s = started.elapsed().as_secs_f64();
+    let workload = match (args.workload, cell) {
+        (Some(workload), _) => workload,
+        (None, Some(cell)) => {
+            for rep in 0..args.reps as u64 {
+                println!("{}", super::json(&cell.run(&data, rep)?));
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (None, None) => unreachable!("clap requires a workload, a cell or a measurement"),
+    };
     for rep in 0..args.reps as u64 {
-        let r = super::workloads::run(args.workload, &data, rep, load_s)?;
+        let r = super::workloads::run(workload, &data, rep, load_s)?;
         if args.json {
             println!("{}", super::json(&r));
         } else {
@@ -65,4 +100,38 @@ pub fn run(args: &Args) -> super::Outcome {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--gemm-rate` and `--costs`.
+fn machine(args: &Args) -> ExitCode {
+    let threads = backprop::machinery::parallel::threads();
+    if args.gemm_rate {
+        let gflops = super::grid::gemm_rate();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"gflops": gflops, "shape": "1024x1024x1024 f32", "threads": threads})
+            );
+        } else {
+            println!("GEMM 1024×1024·1024×1024 f32 on {threads} threads: {gflops:.1} GFLOP/s");
+        }
+    }
+    if args.costs {
+        let r = backprop::machinery::cost::rates();
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({"macs_per_s": r.macs_per_s, "bytes_per_s": r.bytes_per_s, "split_s": r.split_s, "threads": threads})
+            );
+        } else {
+            println!(
+                "one thread: {:.1} G multiply-adds/s (products), {:.1} GB/s (element-wise passes); \
+                 handing work to another thread: {:.1} µs; {threads} threads",
+                r.macs_per_s / 1e9,
+                r.bytes_per_s / 1e9,
+                r.split_s * 1e6
+            );
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -10,6 +10,7 @@ mod eval;
 mod experiment;
 mod export;
 mod gradcheck;
+mod grid;
 mod predict;
 mod train;
 mod visualize;
