@@ -289,15 +289,13 @@ impl<A: NdFloat> Convolution<A> {
         let dy = self.output_grads(dout, x.dim()); // (N, FN, OH·OW)
         self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
         let (window, work) = (self.window(), self.work_per_image(x.dim()).times(x.dim().0));
-        let (wc, (k, pixels)) = (
-            as_matrix(&self.w),
-            (self.w_col().ncols(), dy.len_of(Axis(2))),
-        );
+        let wc = as_matrix(&self.w); // borrows W alone, so that ∂L/∂W can be written
+        let (k, pixels) = (wc.ncols(), dy.len_of(Axis(2)));
         let dw = self.dw.view_mut().into_shape_with_order(wc.dim());
-        let mut dx_n = dx.into_iter().flat_map(|dx| dx.outer_iter_mut().map(Some));
+        let mut dx_n = dx.map(|dx| dx.outer_iter_mut());
         let images = x.outer_iter().zip(dy.outer_iter());
         let items: Vec<_> = images
-            .map(|(x_n, dy_n)| (x_n, dy_n, dx_n.next().flatten()))
+            .map(|(x_n, dy_n)| (x_n, dy_n, dx_n.as_mut().and_then(Iterator::next)))
             .collect();
         sum_in_fixed_groups(
             dw.expect("dW is in standard layout"),

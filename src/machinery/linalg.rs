@@ -74,24 +74,21 @@ fn split_product<A: NdFloat>(
     if parts <= 1 {
         return product(a, b, c, accumulate);
     }
-    let half = parts / 2;
-    if c.nrows() >= c.ncols() {
-        let at = c.nrows() * half / parts;
+    let (half, rows) = (parts / 2, c.nrows() >= c.ncols());
+    let axis = if rows { Axis(0) } else { Axis(1) };
+    let at = c.len_of(axis) * half / parts;
+    let (c0, c1) = c.split_at(axis, at);
+    let ((a0, b0), (a1, b1)) = if rows {
         let (a0, a1) = a.split_at(Axis(0), at);
-        let (c0, c1) = c.split_at(Axis(0), at);
-        rayon::join(
-            || split_product(a0, b, c0, accumulate, half),
-            || split_product(a1, b, c1, accumulate, parts - half),
-        );
+        ((a0, b), (a1, b))
     } else {
-        let at = c.ncols() * half / parts;
         let (b0, b1) = b.split_at(Axis(1), at);
-        let (c0, c1) = c.split_at(Axis(1), at);
-        rayon::join(
-            || split_product(a, b0, c0, accumulate, half),
-            || split_product(a, b1, c1, accumulate, parts - half),
-        );
-    }
+        ((a, b0), (a, b1))
+    };
+    rayon::join(
+        || split_product(a0, b0, c0, accumulate, half),
+        || split_product(a1, b1, c1, accumulate, parts - half),
+    );
 }
 
 /// [`matmul`] on the calling thread alone.
