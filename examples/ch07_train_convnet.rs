@@ -23,6 +23,7 @@ fn main() -> Result<(), backprop::Error> {
         eval_every: Some(iter_per_epoch),
         sampling: Sampling::WithReplacement,
         seed: 0,
+        shards: 1,
     };
     // The book trains it with Adam at 0.001.
     let adam = Recipe::book(ModelKind::SimpleConv).optimizer.build::<f32>();

@@ -60,6 +60,26 @@ impl<A: NdFloat> Targets<A> {
         self.len() == 0
     }
 
+    /// Copies the targets of the examples `rows` into `into`, reusing its buffer when it is
+    /// of the same kind (a shard's targets, kept from batch to batch).
+    pub fn copy_rows_into(&self, rows: std::ops::Range<usize>, into: &mut Targets<A>) {
+        match (self, into) {
+            (Targets::Indices(t), Targets::Indices(into)) => {
+                into.clear();
+                into.extend_from_slice(&t[rows]);
+            }
+            (Targets::OneHot(t), Targets::OneHot(into))
+                if into.dim() == (rows.len(), t.ncols()) =>
+            {
+                into.assign(&t.slice(ndarray::s![rows, ..]));
+            }
+            (Targets::Indices(t), into) => *into = Targets::Indices(t[rows].to_vec()),
+            (Targets::OneHot(t), into) => {
+                *into = Targets::OneHot(t.slice(ndarray::s![rows, ..]).to_owned());
+            }
+        }
+    }
+
     /// The class of example `n`: its index, or the position of the largest entry of its row.
     pub fn class(&self, n: usize) -> usize {
         match self {

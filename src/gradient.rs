@@ -10,7 +10,7 @@ use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, NdFloat, Zip};
 use rand::SeedableRng;
 
 use crate::functions::Targets;
-use crate::layers::{Layer, Mode};
+use crate::layers::{BatchPosition, Layer, Mode};
 use crate::net::Sequential;
 
 /// The book's step `h = 1e-4` (`1e-4` balances truncation against rounding error in f64).
@@ -191,18 +191,15 @@ impl GradCheck {
 /// The scalar checked is `L = Σ y ⊙ G` for a fixed random `G` (seeded by `seed`), whose
 /// upstream derivative is `∂L/∂y = G`; every element of `∂L/∂x` and of each parameter
 /// gradient is compared. Keep inputs of piecewise-linear layers at least `h` away from kinks.
-/// A layer that draws random numbers (dropout) has its generator reset before every forward
-/// pass, so its mask is held fixed.
+/// A layer that draws random numbers (dropout) is set to the same position before every
+/// forward pass, so its mask is held fixed.
 pub fn check_layer<A: NdFloat, L: Layer<A> + ?Sized>(
     layer: &mut L,
     x: &ArrayD<A>,
     seed: u64,
 ) -> GradCheck {
-    let rng = layer.rng_mut().map(|r| r.clone());
     let forward = move |layer: &mut L, x: &ArrayD<A>| {
-        if let (Some(saved), Some(rng)) = (&rng, layer.rng_mut()) {
-            rng.clone_from(saved);
-        }
+        layer.set_position(BatchPosition::default());
         layer.forward(x.clone(), Mode::Train)
     };
     let y = forward(layer, x);
@@ -255,9 +252,9 @@ pub fn check_net<A: NdFloat>(
     x: ArrayViewD<'_, A>,
     t: &Targets<A>,
 ) -> GradCheck {
-    let rngs = net.rngs();
+    let passes = net.training_passes();
     let (numeric, kinks) = numerical_gradient_watching(net, x.view(), t);
-    net.set_rngs(&rngs);
+    net.set_training_passes(passes);
     net.gradient(x, t);
     let entries = net
         .grads()
@@ -269,14 +266,14 @@ pub fn check_net<A: NdFloat>(
 }
 
 /// Numerical gradients plus, per layer with branches, the units that switched branch.
-/// Random layers (dropout) are reset to their state at the start before every forward
-/// pass, so every pass uses the same masks.
+/// Random layers (dropout) see the pass they saw at the start in every forward pass, so every
+/// pass uses the same masks.
 fn numerical_gradient_watching<A: NdFloat>(
     net: &mut Sequential<A>,
     x: ArrayViewD<'_, A>,
     t: &Targets<A>,
 ) -> (Vec<(String, ArrayD<A>)>, Vec<KinkCrossing>) {
-    let rngs = net.rngs();
+    let passes = net.training_passes();
     net.loss(x.view(), t, Mode::Train);
     let baseline: Vec<Option<ArrayD<bool>>> =
         net.layers().map(|(_, layer, _)| layer.branches()).collect();
@@ -294,7 +291,7 @@ fn numerical_gradient_watching<A: NdFloat>(
     for (k, (name, shape)) in shapes.into_iter().enumerate() {
         let grad = central_differences(shape, |i, offset| {
             let old = shift_element(net.params_mut().swap_remove(k).param.value, i, offset);
-            net.set_rngs(&rngs);
+            net.set_training_passes(passes);
             let loss = net.loss(x.view(), t, Mode::Train);
             set_element(net.params_mut().swap_remove(k).param.value, i, old);
             mark_switched(net, &baseline, &mut switched);

@@ -49,6 +49,7 @@ fn every_optimizer_resumes_bit_identically_with_batch_norm_and_dropout() {
         eval_every: Some(20),
         sampling: Sampling::ShuffledEpochs,
         seed: 3,
+        shards: 1,
     };
     for kind in OptimizerKind::ALL {
         let spec = OptimizerSpec::new(kind);
@@ -98,6 +99,7 @@ fn a_checkpoint_of_one_optimizer_is_refused_by_another() {
         eval_every: None,
         sampling: Sampling::WithReplacement,
         seed: 0,
+        shards: 1,
     };
     let adam = OptimizerSpec::new(OptimizerKind::Adam);
     let mut trainer = Trainer::new(net().build(1), adam.build(), &data, config).unwrap();

@@ -25,6 +25,7 @@ fn train_small(arch: &Architecture, iters: usize, dir: &Path) -> f64 {
         eval_every: None,
         sampling: Sampling::WithReplacement,
         seed: 1,
+        shards: 1,
     };
     let adam = OptimizerSpec::new(OptimizerKind::Adam);
     let mut trainer = Trainer::new(arch.build(1).unwrap(), adam.build(), &data, config).unwrap();
@@ -126,7 +127,7 @@ fn convolutional_models_refuse_fully_connected_flags() {
 }
 
 #[test]
-fn deep_conv_net_resumes_bit_identically_dropout_included() {
+fn deep_conv_net_resumes_bit_identically_dropout_and_shards_included() {
     let data = mnist(500, 100);
     let arch = Architecture::DeepConv(DeepConvNet::new((1, 28, 28), 10));
     let config = TrainConfig {
@@ -135,6 +136,7 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
         eval_every: Some(4),
         sampling: Sampling::ShuffledEpochs,
         seed: 2,
+        shards: 3,
     };
     let adam = OptimizerSpec::new(OptimizerKind::Adam);
     let new = || Trainer::new(arch.build(3).unwrap(), adam.build(), &data, config).unwrap();
@@ -165,6 +167,12 @@ fn deep_conv_net_resumes_bit_identically_dropout_included() {
 fn the_same_bits_on_one_two_or_three_threads() {
     let data = mnist(400, 100);
     let arch = Architecture::SimpleConv(SimpleConvNet::new((1, 28, 28), 10));
+    for shards in [1, 3] {
+        the_same_bits_at_any_thread_count(&data, &arch, shards);
+    }
+}
+
+fn the_same_bits_at_any_thread_count(data: &Dataset, arch: &Architecture, shards: usize) {
     let run = |threads: usize| -> (Vec<u32>, Vec<f64>) {
         backprop::machinery::parallel::set_threads(threads);
         let config = TrainConfig {
@@ -173,10 +181,11 @@ fn the_same_bits_on_one_two_or_three_threads() {
             eval_every: None,
             sampling: Sampling::WithReplacement,
             seed: 4,
+            shards,
         };
         let adam = OptimizerSpec::new(OptimizerKind::Adam);
         let mut t =
-            Trainer::new(arch.build::<f32>(4).unwrap(), adam.build(), &data, config).unwrap();
+            Trainer::new(arch.build::<f32>(4).unwrap(), adam.build(), data, config).unwrap();
         t.run(|_| {}).unwrap();
         let bits = net_bits(&mut t.net);
         (bits, t.losses().to_vec())
@@ -184,6 +193,6 @@ fn the_same_bits_on_one_two_or_three_threads() {
     let one = run(1);
     let two = run(2);
     let three = run(3);
-    assert_eq!(one, two);
-    assert_eq!(one, three);
+    assert_eq!(one, two, "{shards} shards");
+    assert_eq!(one, three, "{shards} shards");
 }

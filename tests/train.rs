@@ -148,6 +148,7 @@ fn bad_flags_are_refused_in_one_line_with_exit_code_2() {
         ),
         (&["train", "--lr", "-1"], "-1 is not a positive number"),
         (&["train", "--batch", "0"], "0 is not at least 1"),
+        (&["train", "--shards", "0"], "0 is not at least 1"),
         (
             &["gradcheck", "--net", "784"],
             "it needs at least an input and an output size",
@@ -168,36 +169,69 @@ fn bad_flags_are_refused_in_one_line_with_exit_code_2() {
 #[test]
 fn the_thread_count_does_not_change_a_single_bit() {
     // 100×784·784×300 (23.5 M multiply-adds) is split across threads by the cost model on
-    // any machine with two cores and a split cost under a millisecond.
-    let model = |threads: &str| {
-        let dir = tempfile::tempdir().unwrap();
-        let out = backprop(&[
-            "train",
+    // any machine with two cores and a split cost under a millisecond; the second net's
+    // batches are cut into 3 shards of 34, 33 and 33 examples, as many as there are threads
+    // or more, with batch norm and dropout, which depend on where a shard's examples are.
+    for net in [
+        &["--net", "784-300-10"][..],
+        &[
             "--net",
-            "784-300-10",
+            "784-40-20-10",
+            "--batch-norm",
+            "--dropout",
+            "0.2",
+            "--shards",
+            "3",
+        ],
+    ] {
+        let model = |threads: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = vec!["train", "--iters", "60", "--eval-every", "30", "--quiet"];
+            args.extend(net);
+            args.extend(["--threads", threads, "--out", dir.path().to_str().unwrap()]);
+            let out = backprop(&args);
+            assert!(out.status.success(), "{}", stderr(&out));
+            (
+                std::fs::read(dir.path().join("model.safetensors")).unwrap(),
+                stdout(&out),
+            )
+        };
+        let (one, printed_one) = model("1");
+        for threads in ["2", "3"] {
+            let (other, printed) = model(threads);
+            assert_eq!(printed_one, printed, "{net:?}");
+            assert!(
+                one == other,
+                "{net:?}: model files differ between --threads 1 and --threads {threads}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_train_line_names_the_shards_and_too_many_are_refused() {
+    for (flags, expected) in [
+        (&[][..], "batch 100,"),
+        (&["--shards", "2"], "batch 100 in 2 shards,"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec![
+            "train",
             "--iters",
-            "60",
-            "--eval-every",
-            "30",
-            "--threads",
-            threads,
-            "--quiet",
+            "2",
             "--out",
             dir.path().to_str().unwrap(),
-        ]);
+        ];
+        args.extend(flags);
+        let out = backprop(&args);
         assert!(out.status.success(), "{}", stderr(&out));
-        (
-            std::fs::read(dir.path().join("model.safetensors")).unwrap(),
-            stdout(&out),
-        )
-    };
-    let (one, printed_one) = model("1");
-    let (two, printed_two) = model("2");
-    assert_eq!(printed_one, printed_two);
-    assert!(
-        one == two,
-        "model files differ between --threads 1 and --threads 2"
-    );
+        assert!(stderr(&out).contains(expected), "{}", stderr(&out));
+    }
+    let out = backprop(&["train", "--iters", "2", "--batch", "10", "--shards", "11"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("use --shards 10 or fewer"), "{err}");
 }
 
 /// A cell of the benchmark grid reports, in the grid's JSON fields, a positive step time and

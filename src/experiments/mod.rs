@@ -65,6 +65,7 @@ pub fn train_run(
         eval_every,
         sampling: Sampling::WithReplacement,
         seed,
+        shards: 1,
     };
     let mut trainer = Trainer::new(
         net.build::<f32>(seed),

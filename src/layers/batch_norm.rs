@@ -153,17 +153,15 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         );
     }
 
-    fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {
-        vec![
-            Buffer {
-                name: "running_mean",
-                value: self.running_mean.view_mut().into_dyn(),
-            },
-            Buffer {
-                name: "running_var",
-                value: self.running_var.view_mut().into_dyn(),
-            },
-        ]
+    fn visit_buffers<'a>(&'a mut self, visit: &mut dyn FnMut(Buffer<'a, A>)) {
+        visit(Buffer {
+            name: "running_mean",
+            value: self.running_mean.view_mut().into_dyn(),
+        });
+        visit(Buffer {
+            name: "running_var",
+            value: self.running_var.view_mut().into_dyn(),
+        });
     }
 }
 

@@ -9,8 +9,11 @@
 //!
 //! This is the book's form, which scales at inference; "inverted" dropout (PyTorch's)
 //! scales by `1/(1 − r)` in training instead, with the same expected output. Any shape.
-//! The masks come from the layer's own seeded ChaCha8 generator, so a run is reproducible and
-//! a checkpoint that saves the generator continues with the same masks.
+//!
+//! The draws `u` of example `n` of training pass `p` are those of the layer's seeded ChaCha8
+//! generator on stream `p`, from position `n × units`: a mask is keyed by (seed, pass,
+//! example), so it is the same whether the batch ran whole or cut into shards on other
+//! threads or machines, and a checkpoint need only remember the pass.
 //!
 //! ```
 //! use backprop::layers::{Dropout, Layer, Mode};
@@ -24,7 +27,7 @@ use ndarray::{ArrayD, NdFloat, Zip};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Layer, Mode, cached, check_dout_shape};
+use super::{BatchPosition, Layer, Mode, cached, check_dout_shape};
 use crate::machinery::scratch::reuse;
 
 /// Dropout with ratio `r`, the probability of dropping a unit.
@@ -32,8 +35,10 @@ use crate::machinery::scratch::reuse;
 pub struct Dropout {
     /// The dropout ratio `r` in `[0, 1)`.
     ratio: f64,
-    /// Draws the masks.
+    /// Draws the masks, on the stream of the pass and from the position of the example.
     rng: ChaCha8Rng,
+    /// The pass and first example of the next training forward pass.
+    position: BatchPosition,
     /// `mask` of the last training forward pass, shape of `x`.
     mask: Option<ArrayD<bool>>,
 }
@@ -52,6 +57,7 @@ impl Dropout {
         Dropout {
             ratio,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            position: BatchPosition::default(),
             mask: None,
         }
     }
@@ -74,11 +80,24 @@ impl<A: NdFloat> Layer<A> for Dropout {
             return x.mapv_into(|v| v * scale);
         }
         let mut mask = reuse(&mut self.mask, x.raw_dim(), false);
-        Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
-            *keep = self.rng.random::<f64>() > self.ratio;
-            *v = if *keep { *v } else { A::zero() };
-        });
+        let units = x.len() / x.shape()[0].max(1);
+        let BatchPosition {
+            pass,
+            first_example,
+        } = self.position;
+        self.rng.set_stream(pass);
+        for (n, (mut x, mut mask)) in x.outer_iter_mut().zip(mask.outer_iter_mut()).enumerate() {
+            // Each `u` is one 64-bit draw: two 32-bit words of the stream.
+            self.rng
+                .set_word_pos(2 * ((first_example + n) * units) as u128);
+            Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
+                *keep = self.rng.random::<f64>() > self.ratio;
+                *v = if *keep { *v } else { A::zero() };
+            });
+        }
         self.mask = Some(mask);
+        // Used alone, the next pass draws a new mask; in a net, the net says which pass.
+        self.position.pass += 1;
         x
     }
 
@@ -97,6 +116,10 @@ impl<A: NdFloat> Layer<A> for Dropout {
 
     fn rng_mut(&mut self) -> Option<&mut ChaCha8Rng> {
         Some(&mut self.rng)
+    }
+
+    fn set_position(&mut self, position: BatchPosition) {
+        self.position = position;
     }
 }
 
@@ -126,6 +149,34 @@ mod tests {
         let first = a.forward(x.clone(), Mode::Train);
         assert_eq!(first, b.forward(x.clone(), Mode::Train));
         assert_ne!(first, a.forward(x, Mode::Train));
+    }
+
+    #[test]
+    fn an_example_gets_the_same_mask_in_a_whole_batch_as_in_a_shard() {
+        let x = ArrayD::<f32>::ones(vec![6, 3, 5]);
+        let mut whole = Dropout::new(0.5, 4);
+        let at = |pass, first_example| BatchPosition {
+            pass,
+            first_example,
+        };
+        Layer::<f32>::set_position(&mut whole, at(7, 0));
+        let y = whole.forward(x.clone(), Mode::Train);
+        let mut shard = Dropout::new(0.5, 4);
+        Layer::<f32>::set_position(&mut shard, at(7, 4));
+        let tail = shard.forward(
+            x.slice(ndarray::s![4.., .., ..]).to_owned().into_dyn(),
+            Mode::Train,
+        );
+        assert_eq!(tail, y.slice(ndarray::s![4.., .., ..]).into_dyn());
+        // Another pass, another mask.
+        Layer::<f32>::set_position(&mut shard, at(8, 4));
+        assert_ne!(
+            shard.forward(
+                x.slice(ndarray::s![4.., .., ..]).to_owned().into_dyn(),
+                Mode::Train
+            ),
+            tail
+        );
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub enum Mode {
     Eval,
 }
 
+/// Where a training forward pass stands: its number among the net's training passes and the
+/// index, within the whole mini-batch, of the first example it sees (not 0 for a shard of a
+/// batch, see [`crate::net::Shards`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchPosition {
+    /// Training passes before this one.
+    pub pass: u64,
+    /// The mini-batch index of the pass's first example.
+    pub first_example: usize,
+}
+
 /// One parameter of a layer with its gradient, as handed to optimizers and gradient checks.
 #[derive(Debug)]
 pub struct Param<'a, A> {
@@ -118,8 +129,9 @@ pub struct Buffer<'a, A> {
 /// A layer implements four methods, the book's class in Rust: [`kind`](Self::kind),
 /// [`forward`](Self::forward), [`backward`](Self::backward) and, when it has parameters,
 /// [`visit_params`](Self::visit_params). The methods after them have defaults and are hooks a
-/// learner can skip: [`buffers_mut`](Self::buffers_mut) and [`rng_mut`](Self::rng_mut) for
-/// state saved in model files and checkpoints, [`forward_input`](Self::forward_input) and
+/// learner can skip: [`visit_buffers`](Self::visit_buffers) and [`rng_mut`](Self::rng_mut)
+/// for state saved in model files and checkpoints, [`set_position`](Self::set_position) for
+/// layers that draw random numbers per example, [`forward_input`](Self::forward_input) and
 /// [`backward_params_only`](Self::backward_params_only) for speed (a net's first layer), and
 /// [`branches`](Self::branches) for gradient checks.
 ///
@@ -151,18 +163,31 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
         params
     }
 
-    /// Hook (state): non-trainable tensors that inference needs, saved in model files, such
-    /// as batch norm's running mean; none by default.
+    /// Hook (state): hands each non-trainable tensor that inference needs, such as batch
+    /// norm's running mean, to `visit`, always in the same order; nothing by default. Saved in
+    /// model files; allocates nothing.
+    fn visit_buffers<'a>(&'a mut self, _visit: &mut dyn FnMut(Buffer<'a, A>)) {}
+
+    /// Buffers in the order of [`visit_buffers`](Self::visit_buffers) (provided; not a hook).
     fn buffers_mut(&mut self) -> Vec<Buffer<'_, A>> {
-        Vec::new()
+        let mut buffers = Vec::new();
+        self.visit_buffers(&mut |b| buffers.push(b));
+        buffers
     }
 
     /// Hook (state): the random number generator of a layer that draws in training mode
-    /// (dropout's masks). Saving and restoring it replays the same draws: checkpoints keep it,
-    /// and gradient checks reset it before every forward pass so that each sees the same mask.
+    /// (dropout's masks), whose key a checkpoint keeps so that a resumed run draws as the
+    /// run it continues.
     fn rng_mut(&mut self) -> Option<&mut ChaCha8Rng> {
         None
     }
+
+    /// Hook (randomness): which pass and which examples the next training forward pass
+    /// sees, for a layer that draws random numbers per example (dropout's masks). Its draws
+    /// for an example depend on its seed and this position alone, never on how the batch was
+    /// cut into shards or on where a shard ran; the net sets it before every training pass,
+    /// and a gradient check sets it again to hold a mask fixed. Nothing by default.
+    fn set_position(&mut self, _position: BatchPosition) {}
 
     /// Hook (speed): the forward step of a net's first layer, whose input is data the caller
     /// keeps. By default a copy goes to [`forward`](Self::forward); Affine copies it into the

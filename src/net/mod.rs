@@ -7,19 +7,24 @@
 //! | `net.gradient(x, t)`, `net.numerical_gradient(x, t)` | [`Sequential::gradient`], [`Sequential::numerical_gradient`] |
 //! | `MultiLayerNet`, `MultiLayerNetExtend` (§6) | [`MultiLayerNet`] |
 //! | `SimpleConvNet` (§7.5), `DeepConvNet` (§8.1) | [`SimpleConvNet`], [`DeepConvNet`] |
+//! | (not in the book) a batch's gradient computed shard by shard, side by side | [`Shards`] |
 
 mod architecture;
 mod conv;
 mod init;
 mod multi_layer;
 mod sequential;
+mod shards;
 mod spec;
 mod two_layer;
+mod work;
 
 pub use architecture::{Architecture, MAX_PARAMS, ModelKind};
 pub use conv::{DeepConvNet, SimpleConvNet};
 pub use init::Init;
 pub use multi_layer::{Activation, MultiLayerNet};
 pub use sequential::{NamedParam, Sequential};
+pub use shards::{FEWEST_EXAMPLES, LEAST_REUSE, LEAST_WORK, MOST_SHARDS, Shards, shard_rows};
 pub use spec::NetSpec;
 pub use two_layer::TwoLayerNet;
+pub use work::ProductMacs;

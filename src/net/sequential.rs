@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::functions::{Targets, argmax};
 use crate::gradient::GradCheck;
-use crate::layers::{Layer, Mode, Param, SoftmaxWithLoss};
+use crate::layers::{BatchPosition, Layer, Mode, Param, SoftmaxWithLoss};
 
 /// A parameter with its net-wide name (`W1`, `b1`, …) and its gradient.
 #[derive(Debug)]
@@ -37,6 +37,9 @@ pub struct Sequential<A: NdFloat> {
     /// The shape `(C, H, W)` one example has on entry, for nets that take images; flat
     /// batches `(N, C·H·W)` are reshaped to `(N, C, H, W)`.
     input_shape: Option<Vec<usize>>,
+    /// The position of the next training pass, handed to every layer before it (dropout
+    /// keys its masks by it); its pass counts up by one per training pass.
+    position: BatchPosition,
 }
 
 /// A layer of a [`Sequential`] with its names.
@@ -73,6 +76,7 @@ impl<A: NdFloat> Sequential<A> {
             last_layer: SoftmaxWithLoss::new(),
             weight_decay: 0.0,
             input_shape: None,
+            position: BatchPosition::default(),
         }
     }
 
@@ -81,6 +85,11 @@ impl<A: NdFloat> Sequential<A> {
     pub fn set_input_shape(&mut self, shape: &[usize]) -> &mut Self {
         self.input_shape = Some(shape.to_vec());
         self
+    }
+
+    /// The shape one example has on entry, for nets that take images.
+    pub fn input_shape(&self) -> Option<&[usize]> {
+        self.input_shape.as_deref()
     }
 
     /// Rows per forward pass when evaluating many examples: 256 for dense nets, so that a
@@ -157,6 +166,12 @@ impl<A: NdFloat> Sequential<A> {
     /// When `x` does not fit the first layer, or the last layer's output is not `(N, C)`.
     #[track_caller]
     pub fn predict(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Array2<A> {
+        if mode == Mode::Train {
+            for entry in &mut self.layers {
+                entry.layer.set_position(self.position);
+            }
+            self.position.pass += 1;
+        }
         let mut layers = self.layers.iter_mut();
         let mut h = match (layers.next(), &self.input_shape) {
             (None, _) => x.to_owned(),
@@ -188,24 +203,28 @@ impl<A: NdFloat> Sequential<A> {
     /// The mean loss of the batch: `predict` then softmax-with-loss, plus `½λ Σₖ ‖Wₖ‖²` with
     /// weight decay.
     pub fn loss(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>, mode: Mode) -> A {
+        let loss = self.data_loss(x, t, mode);
+        loss + self.decay_loss()
+    }
+
+    /// The mean loss of softmax-with-loss alone, without weight decay's term.
+    fn data_loss(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>, mode: Mode) -> A {
         let scores = self.predict(x, mode);
-        let loss = self.last_layer.forward(scores, t);
+        self.last_layer.forward(scores, t)
+    }
+
+    /// Weight decay's `½λ Σₖ ‖Wₖ‖²` (0 without).
+    pub(crate) fn decay_loss(&mut self) -> A {
         if self.weight_decay == 0.0 {
-            return loss;
+            return A::zero();
         }
-        let squares = self
-            .params_mut()
-            .iter()
-            .filter(|p| p.param.name == "W")
-            .map(|p| {
-                p.param
-                    .value
-                    .iter()
-                    .map(|&w| w * w)
-                    .fold(A::zero(), |s, v| s + v)
-            })
-            .fold(A::zero(), |s, v| s + v);
-        loss + self.decay() * A::from(0.5).expect("½ fits") * squares
+        let mut squares = A::zero();
+        self.visit_params(&mut |p| {
+            if p.param.name == "W" {
+                squares += p.param.value.iter().fold(A::zero(), |s, &w| s + w * w);
+            }
+        });
+        self.decay() * A::from(0.5).expect("½ fits") * squares
     }
 
     /// `λ` in the float type.
@@ -230,7 +249,15 @@ impl<A: NdFloat> Sequential<A> {
     /// in its layer (see [`params_mut`](Self::params_mut)) and returns the loss. The first
     /// layer is asked for its parameter gradients only: the data needs no gradient.
     pub fn gradient(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
-        let loss = self.loss(x, t, Mode::Train);
+        let loss = self.data_gradient(x, t);
+        self.add_decay_gradient();
+        loss + self.decay_loss()
+    }
+
+    /// [`gradient`](Self::gradient) without weight decay: the mean loss of the examples `x`
+    /// and its gradients.
+    pub(crate) fn data_gradient(&mut self, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
+        let loss = self.data_loss(x, t, Mode::Train);
         let mut dout = self.last_layer.backward(A::one()).into_dyn();
         if let Some((first, rest)) = self.layers.split_first_mut() {
             for entry in rest.iter_mut().rev() {
@@ -239,22 +266,24 @@ impl<A: NdFloat> Sequential<A> {
             // Nothing needs ∂L/∂x of the data.
             first.layer.backward_params_only(dout);
         }
+        loss
+    }
+
+    /// Adds weight decay's `λWₖ` to each `∂L/∂Wₖ`.
+    pub(crate) fn add_decay_gradient(&mut self) {
         if self.weight_decay != 0.0 {
             let lambda = self.decay();
-            for p in self
-                .params_mut()
-                .into_iter()
-                .filter(|p| p.param.name == "W")
-            {
-                let Param {
-                    value, mut grad, ..
-                } = p.param;
-                Zip::from(&mut grad)
-                    .and(&value)
-                    .for_each(|g, &w| *g += lambda * w);
-            }
+            self.visit_params(&mut |p| {
+                if p.param.name == "W" {
+                    let Param {
+                        value, mut grad, ..
+                    } = p.param;
+                    Zip::from(&mut grad)
+                        .and(&value)
+                        .for_each(|g, &w| *g += lambda * w);
+                }
+            });
         }
-        loss
     }
 
     /// Hands every parameter with its gradient, named as in the book, to `visit`, in forward
@@ -276,6 +305,13 @@ impl<A: NdFloat> Sequential<A> {
         let mut params = Vec::new();
         self.visit_params(&mut |p| params.push(p));
         params
+    }
+
+    /// Hands every buffer to `visit`, in forward order, allocating nothing.
+    pub(crate) fn visit_buffers<'a>(&'a mut self, visit: &mut dyn FnMut(ArrayViewMutD<'a, A>)) {
+        for entry in &mut self.layers {
+            entry.layer.visit_buffers(&mut |b| visit(b.value));
+        }
     }
 
     /// Every buffer (non-trainable state such as batch norm's running mean), numbered like
@@ -317,6 +353,23 @@ impl<A: NdFloat> Sequential<A> {
             rng.clone_from(saved);
         }
         true
+    }
+
+    /// Training passes so far: the pass number dropout keys its masks by.
+    pub fn training_passes(&self) -> u64 {
+        self.position.pass
+    }
+
+    /// Sets the training passes so far, so that the next pass draws the masks it drew then
+    /// (a checkpoint's resume; a gradient check that holds the masks fixed).
+    pub fn set_training_passes(&mut self, passes: u64) {
+        self.position.pass = passes;
+    }
+
+    /// Makes the next training pass see examples numbered from `first_example` of pass
+    /// `pass` (a shard of a mini-batch).
+    pub(crate) fn set_position(&mut self, position: BatchPosition) {
+        self.position = position;
     }
 
     /// `(name, gradient)` of every parameter after [`gradient`](Self::gradient).

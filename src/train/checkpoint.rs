@@ -1,8 +1,8 @@
 //! The checkpoint format: a model file (the net's parameters and [`ModelInfo`]) that also
 //! holds the optimizer's state (`optimizer/…` tensors), the loss of every iteration
 //! (`train/losses`), the trainer's position (metadata `trainer`: schedule, iteration, sampler,
-//! history, dropout generators) and the run's settings (metadata `run`: net, optimizer, data,
-//! checkpoint cadence). A run checkpoints into its output folder and resumes from it
+//! history, dropout generators, training passes) and the run's settings (metadata `run`: net,
+//! optimizer, data, checkpoint cadence). A run checkpoints into its output folder and resumes from it
 //! bit-identically, with any number of threads.
 
 use std::collections::HashMap;
@@ -77,8 +77,13 @@ struct Position {
     history: Vec<Record>,
     loss_since_eval: (f64, usize),
     elapsed_s: f64,
-    /// The generators of the net's dropout layers.
+    /// The generators of the net's dropout layers (their keys).
     rngs: Vec<rand_chacha::ChaCha8Rng>,
+    /// The net's training passes so far, which with the keys set dropout's masks;
+    /// checkpoints from before masks were keyed by pass lack it, and resume from the
+    /// iteration.
+    #[serde(default)]
+    passes: Option<u64>,
 }
 
 impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
@@ -108,6 +113,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
             loss_since_eval: self.loss_since_eval,
             elapsed_s: self.elapsed_before,
             rngs: self.net.rngs(),
+            passes: Some(self.net.training_passes()),
         };
         let info = ModelInfo {
             checkpoint: Some(RunPosition {
@@ -199,6 +205,7 @@ impl<'d, O: Optimizer<f32>> Trainer<'d, f32, O> {
                 ),
             ));
         }
+        net.set_training_passes(position.passes.unwrap_or(position.iter as u64));
         let mut trainer = Trainer::new(net, optimizer, data, position.config)?;
         if position.sampler.len() != data.train.len() {
             return Err(Error::model(

@@ -5,6 +5,7 @@
 //! for i in 0..iters:
 //!     batch ← sample(train, batch_size)            with replacement, as np.random.choice
 //!     loss  ← net.gradient(batch)                  forward, then backward in reverse order
+//!                                                  (shard by shard with --shards K > 1)
 //!     optimizer.update(net.params)                 W ← W − η·∂L/∂W for SGD
 //!     if i % eval_every == 0: record train and test accuracy
 //! ```
@@ -37,7 +38,7 @@ use ndarray::{ArrayViewD, NdFloat};
 use crate::data::{Batch, Dataset, Sampler, Sampling, prefetch};
 use crate::error::{Error, Result};
 use crate::functions::Targets;
-use crate::net::Sequential;
+use crate::net::{Sequential, Shards};
 use crate::optim::Optimizer;
 use crate::pause_points::pause;
 
@@ -55,6 +56,16 @@ pub struct TrainConfig {
     pub sampling: Sampling,
     /// Seeds the batch sampler (the net is seeded where it is built).
     pub seed: u64,
+    /// Shards `K` each mini-batch is cut into, their gradients computed side by side and
+    /// summed in shard order ([`Shards`]): 1 computes the batch whole. Checkpoints from before
+    /// shards existed computed it whole.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
+}
+
+/// `K = 1`: a batch computed whole.
+fn one_shard() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -68,6 +79,7 @@ impl TrainConfig {
             eval_every: Some((train_size / 100).max(1)),
             sampling: Sampling::WithReplacement,
             seed: 0,
+            shards: 1,
         }
     }
 }
@@ -140,6 +152,8 @@ pub struct Trainer<'d, A: NdFloat, O> {
     pub net: Sequential<A>,
     /// The update rule.
     pub optimizer: O,
+    /// Computes each batch's gradient, whole or shard by shard.
+    shards: Shards<A>,
     data: &'d Dataset,
     config: TrainConfig,
     sampler: Sampler,
@@ -159,18 +173,25 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
     /// Prepares a run, checking that the net fits the data and the schedule makes sense.
     ///
     /// # Errors
-    /// When the net's input or output width does not match the data set, or the batch size
-    /// or evaluation interval is zero, or the batch is larger than the training set.
+    /// When the net's input or output width does not match the data set, or the batch size,
+    /// shard count or evaluation interval is zero, or the batch is larger than the training
+    /// set or smaller than the shard count.
     pub fn new(
         mut net: Sequential<A>,
         optimizer: O,
         data: &'d Dataset,
         config: TrainConfig,
     ) -> Result<Self> {
-        if config.batch == 0 || config.eval_every == Some(0) {
+        if config.batch == 0 || config.shards == 0 || config.eval_every == Some(0) {
             return Err(Error::Invalid(
-                "the batch size and evaluation interval must be at least 1".into(),
+                "the batch size, shard count and evaluation interval must be at least 1".into(),
             ));
+        }
+        if config.shards > config.batch {
+            return Err(Error::Invalid(format!(
+                "{} shards of a batch of {} would leave some empty; use --shards {} or fewer",
+                config.shards, config.batch, config.batch
+            )));
         }
         if config.batch > data.train.len() {
             return Err(Error::Invalid(format!(
@@ -184,6 +205,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
         Ok(Trainer {
             net,
             optimizer,
+            shards: Shards::new(config.shards),
             data,
             sampler: Sampler::new(config.sampling, data.train.len(), config.seed),
             config,
@@ -256,7 +278,9 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             prefetch(&self.data.train, &self.upcoming);
             // The labels lend their buffer to the targets and get it back: no copy.
             let targets = Targets::Indices(std::mem::take(&mut self.batch.t));
-            let loss = self.net.gradient(self.batch.x.view().into_dyn(), &targets);
+            let loss =
+                self.shards
+                    .gradient(&mut self.net, self.batch.x.view().into_dyn(), &targets);
             if let Targets::Indices(labels) = targets {
                 self.batch.t = labels;
             }

@@ -32,6 +32,9 @@ pub struct Args {
     /// Threads for the kernels (default: all cores).
     #[arg(long, value_parser = super::at_least_one)]
     threads: Option<usize>,
+    /// Shards per mini-batch, as `train --shards` (default: from the batch size and the net).
+    #[arg(long, value_name = "K", value_parser = super::at_least_one)]
+    shards: Option<usize>,
     /// Data set (default fashion-mnist, as the peers).
     #[arg(long)]
     dataset: Option<Known>,
@@ -68,14 +71,14 @@ pub fn run(args: &Args) -> super::Outcome {
         (Some(workload), _) => workload,
         (None, Some(cell)) => {
             for rep in 0..args.reps as u64 {
-                println!("{}", super::json(&cell.run(&data, rep)?));
+                println!("{}", super::json(&cell.run(&data, rep, args.shards)?));
             }
             return Ok(ExitCode::SUCCESS);
         }
         (None, None) => unreachable!("clap requires a workload, a cell or a measurement"),
     };
     for rep in 0..args.reps as u64 {
-        let r = super::workloads::run(workload, &data, rep, load_s)?;
+        let r = super::workloads::run(workload, &data, rep, load_s, args.shards)?;
         if args.json {
             println!("{}", super::json(&r));
         } else {

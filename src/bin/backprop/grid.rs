@@ -7,9 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use backprop::data::{Dataset, Sampling};
-use backprop::layers::{Affine, Convolution, Pooling};
 use backprop::net::{
-    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, Sequential, SimpleConvNet,
+    Activation, Architecture, DeepConvNet, Init, MultiLayerNet, ProductMacs, Shards, SimpleConvNet,
 };
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, TrainConfig, Trainer, evaluate};
@@ -69,6 +68,9 @@ pub struct CellResult {
     cell: String,
     rep: u64,
     threads: usize,
+    /// Shards per training batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ms_per_step: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,15 +124,17 @@ impl Cell {
         Ok(OptimizerSpec::new(kind).with_lr(lr))
     }
 
-    /// Runs repetition `rep` (also the seed) on `data`.
-    pub fn run(&self, data: &Dataset, rep: u64) -> Result<CellResult> {
+    /// Runs repetition `rep` (also the seed) on `data`, training batches cut into `shards`
+    /// (default: [`Shards::default_count`]).
+    pub fn run(&self, data: &Dataset, rep: u64, shards: Option<usize>) -> Result<CellResult> {
         let mut net = self.architecture()?.build::<f32>(rep)?;
-        let macs = product_macs(&net);
+        let macs = ProductMacs::of(&net);
         let mut result = CellResult {
             implementation: "backprop",
             cell: self.id.clone(),
             rep,
             threads: backprop::machinery::parallel::threads(),
+            shards: None,
             ms_per_step: None,
             images_per_s: None,
             loss_first: None,
@@ -156,12 +160,15 @@ impl Cell {
                     )));
                 }
             };
+            let shards = shards.unwrap_or_else(|| Shards::default_count(&net, batch));
+            result.shards = Some(shards);
             let config = TrainConfig {
                 iters: warmup + iters,
                 batch,
                 eval_every: None,
                 sampling: Sampling::WithReplacement,
                 seed: rep,
+                shards,
             };
             let mut trainer = Trainer::new(net, self.optimizer()?.build(), data, config)?;
             let mut timed_from = None;
@@ -181,43 +188,6 @@ impl Cell {
         }
         result.peak_rss_mb = super::workloads::peak_rss_mb();
         Ok(result)
-    }
-}
-
-/// Multiply-adds of a net's products per example.
-struct ProductMacs {
-    /// The forward pass's.
-    forward: f64,
-    /// The first layer's `X·W`-sized product, which backward skips (no `∂L/∂x` of the data).
-    first: f64,
-}
-
-impl ProductMacs {
-    /// Forward, then `∂L/∂W` and `∂L/∂X` of every weight layer but the first's `∂L/∂X`.
-    fn training_step(&self) -> f64 {
-        3.0 * self.forward - self.first
-    }
-}
-
-/// The multiply-adds of `net`'s Affine and Convolution products per example, following the
-/// shape of an MNIST image `(1, 28, 28)` through the layers.
-fn product_macs(net: &Sequential<f32>) -> ProductMacs {
-    let mut size = (28, 28);
-    let mut macs = Vec::new();
-    for (_, layer, _) in net.layers() {
-        let any = layer.as_any();
-        if let Some(affine) = any.downcast_ref::<Affine<f32>>() {
-            macs.push(affine.weights().len() as f64);
-        } else if let Some(conv) = any.downcast_ref::<Convolution<f32>>() {
-            size = conv.window().output_size(size).unwrap_or((0, 0));
-            macs.push((conv.filters().len() * size.0 * size.1) as f64);
-        } else if let Some(pool) = any.downcast_ref::<Pooling>() {
-            size = pool.window().output_size(size).unwrap_or((0, 0));
-        }
-    }
-    ProductMacs {
-        forward: macs.iter().sum(),
-        first: macs.first().copied().unwrap_or(0.0),
     }
 }
 

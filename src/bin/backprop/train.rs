@@ -10,7 +10,7 @@ use backprop::data::{Dataset, Known, Sampling};
 use backprop::io::{LoadOptions, TensorFile, remove_stale_temporaries};
 use backprop::net::{
     Activation, Architecture, DeepConvNet, Init, ModelKind, MultiLayerNet, NetSpec, Sequential,
-    SimpleConvNet,
+    Shards, SimpleConvNet,
 };
 use backprop::optim::{Optimizer, OptimizerKind};
 use backprop::train::{
@@ -89,6 +89,13 @@ pub struct Args {
     /// Seed of the weights and of the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Cut each mini-batch into K shards whose gradients are computed side by side and summed
+    /// in shard order (batch norm then normalises each shard by itself): the same bits at any
+    /// --threads for a given K. Default, from the batch and the net alone: the most shards (2,
+    /// 4 or 8) of at least 32 examples whose products use each weight at least 400 times (and
+    /// do 2 M multiply-adds), else 1.
+    #[arg(long, value_name = "K", value_parser = super::at_least_one)]
+    shards: Option<usize>,
     /// Data set: mnist (built in) or fashion-mnist.
     #[arg(long)]
     dataset: Option<Known>,
@@ -113,7 +120,7 @@ pub struct Args {
         value_name = "DIR",
         conflicts_with_all = ["model", "net", "activation", "init", "batch_norm", "dropout", "optimizer", "lr",
                               "momentum", "decay_rate", "beta1", "beta2", "weight_decay", "batch",
-                              "iters", "epochs", "eval_every", "sampling", "seed", "dataset",
+                              "iters", "epochs", "eval_every", "sampling", "seed", "shards", "dataset",
                               "data_dir", "out", "init_from"]
     )]
     resume: Option<PathBuf>,
@@ -162,9 +169,13 @@ pub fn run(args: &Args) -> super::Outcome {
         Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data)?,
         Start::Fresh => {
             let net = settings.net.build::<f32>(args.seed)?;
-            Trainer::new(net, optimizer, data, config_from(args, data))?
+            let config = config_from(args, data, &net);
+            Trainer::new(net, optimizer, data, config)?
         }
-        Start::From(net) => Trainer::new(*net, optimizer, data, config_from(args, data))?,
+        Start::From(net) => {
+            let config = config_from(args, data, &net);
+            Trainer::new(*net, optimizer, data, config)?
+        }
     };
     prepare_out_dir(&out)?;
     let mut log = Log::open(args.log.as_deref(), args.resume.is_some())?;
@@ -247,8 +258,12 @@ fn announce(
         i => format!(", resuming at {i}"),
     };
     let config = trainer.config();
+    let shards = match config.shards {
+        1 => String::new(),
+        k => format!(" in {k} shards"),
+    };
     eprintln!(
-        "training {net} on {} ({}), {}, batch {}, {} iterations{resuming} → {}",
+        "training {net} on {} ({}), {}, batch {}{shards}, {} iterations{resuming} → {}",
         data.name,
         data.source,
         settings.optimizer,
@@ -434,7 +449,7 @@ fn resume_input(dir: &Path) -> Result<Input, Error> {
     Ok((settings, dir.to_path_buf(), data, Start::Resume(file, path)))
 }
 
-fn config_from(args: &Args, data: &Dataset) -> TrainConfig {
+fn config_from(args: &Args, data: &Dataset, net: &Sequential<f32>) -> TrainConfig {
     let iters_per_epoch = (data.train.len() / args.batch).max(1);
     let iters = args
         .epochs
@@ -448,6 +463,9 @@ fn config_from(args: &Args, data: &Dataset) -> TrainConfig {
             SamplingArg::Shuffle => Sampling::ShuffledEpochs,
         },
         seed: args.seed,
+        shards: args
+            .shards
+            .unwrap_or_else(|| Shards::default_count(net, args.batch)),
     }
 }
 

@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use backprop::data::{Dataset, Sampling};
-use backprop::net::{Architecture, Init, MultiLayerNet, SimpleConvNet};
+use backprop::net::{Architecture, Init, MultiLayerNet, Shards, SimpleConvNet};
 use backprop::optim::{OptimizerKind, OptimizerSpec};
 use backprop::train::{Event, TrainConfig, Trainer};
 use backprop::{Error, Result};
@@ -137,6 +137,8 @@ pub struct BenchResult {
     pub loss_last10: f64,
     /// Evaluations run.
     pub n_evals: usize,
+    /// Shards per mini-batch.
+    pub shards: usize,
     /// Seconds spent in evaluations.
     pub eval_s: f64,
     /// Training accuracy at the last evaluation (W1).
@@ -151,19 +153,28 @@ pub struct BenchResult {
     pub peak_rss_mb: f64,
 }
 
-/// Runs one repetition of `workload` on `data` with seed `rep`.
+/// Runs one repetition of `workload` on `data` with seed `rep`, its batches cut into
+/// `shards` (default: [`Shards::default_count`]).
 ///
 /// # Errors
 /// When the data set does not fit the workload's net (784 inputs, 10 classes).
-pub fn run(workload: Workload, data: &Dataset, rep: u64, load_s: f64) -> Result<BenchResult> {
+pub fn run(
+    workload: Workload,
+    data: &Dataset,
+    rep: u64,
+    load_s: f64,
+    shards: Option<usize>,
+) -> Result<BenchResult> {
     let (net, optimizer, batch, iters, eval_every) = workload.schedule();
     let net = net.build::<f32>(rep)?;
+    let shards = shards.unwrap_or_else(|| Shards::default_count(&net, batch));
     let config = TrainConfig {
         iters,
         batch,
         eval_every,
         sampling: Sampling::WithReplacement,
         seed: rep,
+        shards,
     };
     let mut trainer = Trainer::new(net, optimizer.build(), data, config)?;
     let mut eval_s = 0.0;
@@ -184,6 +195,7 @@ pub fn run(workload: Workload, data: &Dataset, rep: u64, load_s: f64) -> Result<
         rep,
         load_s,
         threads: backprop::machinery::parallel::threads(),
+        shards,
         wall_s,
         iters,
         ms_per_iter: 1e3 * wall_s / iters as f64,
