@@ -38,7 +38,8 @@ pub struct Sequential<A: NdFloat> {
     /// batches `(N, C·H·W)` are reshaped to `(N, C, H, W)`.
     input_shape: Option<Vec<usize>>,
     /// The position of the next training pass, handed to every layer before it (dropout
-    /// keys its masks by it); its pass counts up by one per training pass.
+    /// keys its masks by it); its pass counts up by one per training pass, and its first
+    /// example is 0 unless a shard's pass says otherwise.
     position: BatchPosition,
 }
 
@@ -170,7 +171,11 @@ impl<A: NdFloat> Sequential<A> {
             for entry in &mut self.layers {
                 entry.layer.set_position(self.position);
             }
-            self.position.pass += 1;
+            // A position is one pass's: the next starts at the batch's first example.
+            self.position = BatchPosition {
+                pass: self.position.pass + 1,
+                first_example: 0,
+            };
         }
         let mut layers = self.layers.iter_mut();
         let mut h = match (layers.next(), &self.input_shape) {

@@ -63,8 +63,9 @@ pub struct Shards<A: NdFloat> {
     /// The net's parameters, then its buffers (running statistics), flat, as the step starts:
     /// what every replica copies.
     start: Vec<A>,
-    /// Shard `k`'s partial result at `k·width`: its gradient, its buffers after its pass, its
-    /// loss (`width` = parameters + buffers + 1).
+    /// The partial results of shards `k = 1 … K−1` (shard 0 leaves its own in the net), shard
+    /// `k`'s at `(k − 1)·width`: its gradient, its buffers after its pass, its loss (`width` =
+    /// parameters + buffers + 1).
     partials: Vec<A>,
     /// `wₖ = Bₖ/B`.
     weights: Vec<A>,
@@ -108,11 +109,6 @@ impl<A: NdFloat> Shards<A> {
             count *= 2;
         }
         count
-    }
-
-    /// `K`, the number of shards.
-    pub fn count(&self) -> usize {
-        self.count
     }
 
     /// Backpropagation over the batch `x, t` shard by shard, the shards spread over as many
@@ -187,7 +183,7 @@ impl<A: NdFloat> Shards<A> {
 
 /// The examples of shard `k` of `count` in a batch of `batch`: contiguous, the first
 /// `batch mod count` shards one example longer.
-pub fn shard_rows(count: usize, k: usize, batch: usize) -> Range<usize> {
+fn shard_rows(count: usize, k: usize, batch: usize) -> Range<usize> {
     let (size, longer) = (batch / count, batch % count);
     let start = k * size + k.min(longer);
     start..start + size + usize::from(k < longer)
@@ -302,18 +298,30 @@ fn add_partials<A: NdFloat>(
             offset += tensor.len();
             match tensor.as_slice_mut() {
                 Some(values) => add_weighted(values, start, partials, width, weights),
-                // A layer's own arrays are contiguous; a view that is not is summed in a copy.
+                // A layer's own arrays are contiguous; a view that is not, element by element.
                 None => {
-                    let mut values: Vec<A> = tensor.iter().copied().collect();
-                    add_weighted(&mut values, start, partials, width, weights);
-                    tensor.iter_mut().zip(values).for_each(|(t, v)| *t = v);
+                    for (i, value) in tensor.iter_mut().enumerate() {
+                        add_weighted(
+                            std::slice::from_mut(value),
+                            start + i,
+                            partials,
+                            width,
+                            weights,
+                        );
+                    }
                 }
             }
         });
     }
-    let mut loss = [first_loss];
-    add_weighted(&mut loss, width - 1, partials, width, weights);
-    loss[0]
+    let mut loss = first_loss;
+    add_weighted(
+        std::slice::from_mut(&mut loss),
+        width - 1,
+        partials,
+        width,
+        weights,
+    );
+    loss
 }
 
 /// `values ← w₀·values + Σₖ wₖ·partialₖ[start..]`, `k = 1, 2, …` in order, on the threads

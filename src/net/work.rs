@@ -27,24 +27,31 @@ impl ProductMacs {
             Some([.., h, w]) => (*h, *w),
             _ => (1, 1),
         };
-        let (mut macs, mut weights) = (Vec::new(), 0);
+        let (mut forward, mut first, mut all_weights) = (0.0, None, 0.0);
         for (_, layer, _) in net.layers() {
             let any = layer.as_any();
-            if let Some(affine) = any.downcast_ref::<Affine<A>>() {
-                macs.push(affine.weights().len() as f64);
-                weights += affine.weights().len();
+            // (multiply-adds per example, weights) of the layer's product, if it has one.
+            let product = if let Some(affine) = any.downcast_ref::<Affine<A>>() {
+                Some((affine.weights().len(), affine.weights().len()))
             } else if let Some(conv) = any.downcast_ref::<Convolution<A>>() {
                 size = conv.window().output_size(size).unwrap_or((0, 0));
-                macs.push((conv.filters().len() * size.0 * size.1) as f64);
-                weights += conv.filters().len();
-            } else if let Some(pool) = any.downcast_ref::<Pooling>() {
-                size = pool.window().output_size(size).unwrap_or((0, 0));
+                Some((conv.filters().len() * size.0 * size.1, conv.filters().len()))
+            } else {
+                if let Some(pool) = any.downcast_ref::<Pooling>() {
+                    size = pool.window().output_size(size).unwrap_or((0, 0));
+                }
+                None
+            };
+            if let Some((macs, weights)) = product {
+                first.get_or_insert(macs as f64);
+                forward += macs as f64;
+                all_weights += weights as f64;
             }
         }
         ProductMacs {
-            forward: macs.iter().sum(),
-            first: macs.first().copied().unwrap_or(0.0),
-            weights: weights as f64,
+            forward,
+            first: first.unwrap_or(0.0),
+            weights: all_weights,
         }
     }
 

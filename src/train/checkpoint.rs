@@ -2,8 +2,8 @@
 //! holds the optimizer's state (`optimizer/…` tensors), the loss of every iteration
 //! (`train/losses`), the trainer's position (metadata `trainer`: schedule, iteration, sampler,
 //! history, dropout generators, training passes) and the run's settings (metadata `run`: net,
-//! optimizer, data, checkpoint cadence). A run checkpoints into its output folder and resumes from it
-//! bit-identically, with any number of threads.
+//! optimizer, data, checkpoint cadence). A run checkpoints into its output folder and resumes
+//! from it bit-identically, with any number of threads.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
