@@ -5,8 +5,9 @@
 //! With `BACKPROP_PAUSE_POINTS=1` in the environment, the process writes a line
 //! `pause: <moment>` to stderr at each point below and waits for a line on stdin before it
 //! goes on; at the end of stdin it stops pausing. The test reads the lines and either
-//! answers or kills the process, which is then exactly at that moment. Without the variable
-//! a point costs one load of a flag.
+//! answers or kills the process, which is then exactly at that moment; the answer `panic`
+//! makes it panic there (a bug's way to end). Without the variable a point costs one load of
+//! a flag.
 //!
 //! | moment | where |
 //! |---|---|
@@ -43,4 +44,5 @@ pub(crate) fn pause(moment: impl FnOnce() -> String) {
     if told.is_err() || !matches!(answered, Ok(n) if n > 0) {
         active().store(false, Ordering::Relaxed);
     }
+    assert!(line.trim() != "panic", "asked to panic at a pause point");
 }

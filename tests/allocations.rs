@@ -129,17 +129,26 @@ fn the_books_training_step_allocates_nothing() {
 }
 
 #[test]
-fn a_step_in_shards_allocates_nothing_with_dropout_and_weight_decay() {
+fn a_step_allocates_nothing_with_batch_norm_dropout_and_weight_decay_in_shards_or_not() {
     let _turn = turn();
-    // 4 shards of 25 on every thread there is: the copies of the net, their partial
+    // In 4 shards of 25 on every thread there is, the copies of the net, their partial
     // gradients and the shards' targets are made in the first step and kept.
     let data = load(None, None).unwrap().subset(2_000, 10);
     let mut spec = MultiLayerNet::new("784-60-30-10".parse().unwrap());
+    spec.batch_norm = true;
     spec.dropout = Some(0.2);
     spec.weight_decay = 0.01;
-    let adam = Adam::new(0.001, 0.9, 0.999);
-    let n = allocations_per_50_steps(spec.build(0), adam, &data, Sampling::WithReplacement, 4);
-    assert_eq!(n, 0, "{n} allocations in 50 steps");
+    for shards in [1, 4] {
+        let adam = Adam::new(0.001, 0.9, 0.999);
+        let n = allocations_per_50_steps(
+            spec.build(0),
+            adam,
+            &data,
+            Sampling::WithReplacement,
+            shards,
+        );
+        assert_eq!(n, 0, "{n} allocations in 50 steps in {shards} shards");
+    }
 }
 
 #[test]

@@ -66,9 +66,16 @@ pub struct Paused {
 impl Paused {
     /// Starts `backprop` with `args`, paused at its first point.
     pub fn start(args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backprop"));
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `command`, a `backprop` process or a launcher of some, paused at its first
+    /// point.
+    pub fn spawn(mut command: Command) -> Self {
         use std::process::Stdio;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backprop"))
-            .args(args)
+        let mut child = command
             .env(backprop::pause_points::VARIABLE, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -119,6 +126,15 @@ impl Paused {
             }
         }
         None
+    }
+
+    /// Tells the process to panic where it stands (a bug's way to end).
+    pub fn panic_here(&mut self) {
+        use std::io::Write;
+        self.waiting = false;
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(b"panic\n").and_then(|()| stdin.flush());
+        }
     }
 
     /// Kills the process with SIGKILL where it stands and reaps it.

@@ -13,7 +13,9 @@
 //! The backward line is the book's node-by-node derivation (`dxn → dxc → dstd → dvar → dmu`)
 //! collected into one expression. Inputs with more than two axes are flattened to
 //! `(N, C·H·W)` as the book's `BatchNormalization` does, and `∂L/∂x` is reshaped back.
-//! Caches `x̂` and `1/√(σ² + ε)` for backward.
+//! Caches `x̂` and `1/√(σ² + ε)` for backward; the sums over the batch go into buffers of
+//! `D` values kept from pass to pass, and `y` into the array `x̂` held last time, so that a
+//! training step allocates nothing after its first.
 //!
 //! Unlike the book, whose running statistics start as zeros (so a net evaluated before
 //! training divides by `√ε`), the running variance starts at 1, as in PyTorch.
@@ -27,11 +29,12 @@
 //! assert!((y[[0, 0]] + 1.0).abs() < 1e-6 && (y[[1, 0]] - 1.0).abs() < 1e-6);
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, Axis, Dimension, IxDyn, NdFloat, Zip};
+use ndarray::{Array1, Array2, ArrayD, Dimension, IxDyn, NdFloat, Zip};
 
 use super::{
     Buffer, Layer, Mode, Param, cached, check_dout_shape, flatten_batch, visit_two_params,
 };
+use crate::machinery::scratch::reuse;
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.
 const EPS: f64 = 1e-6;
@@ -53,8 +56,16 @@ pub struct BatchNorm<A> {
     running_mean: Array1<A>,
     /// Running variance for inference, shape `(D,)`, initially ones.
     running_var: Array1<A>,
-    /// From the last training forward pass: `x̂ (N, D)`, `1/√(σ² + ε) (D,)`, input shape.
-    cache: Option<(Array2<A>, Array1<A>, IxDyn)>,
+    /// From the last training forward pass: `x̂ (N, D)` and the input's shape.
+    cache: Option<(Array2<A>, IxDyn)>,
+    /// `μ` of the last forward pass, then (backward) `mean_n(g)`, shape `(D,)`.
+    mean: Array1<A>,
+    /// `1/√(σ² + ε)` of the last forward pass, shape `(D,)`.
+    inv_std: Array1<A>,
+    /// `σ²` of the last forward pass, then (backward) `mean_n(g ⊙ x̂)`, shape `(D,)`.
+    var: Array1<A>,
+    /// The `x̂` of the last backward pass, for the next forward pass's `y`.
+    spare_y: Option<Array2<A>>,
 }
 
 impl<A: NdFloat> BatchNorm<A> {
@@ -68,6 +79,10 @@ impl<A: NdFloat> BatchNorm<A> {
             running_mean: Array1::zeros(features),
             running_var: Array1::ones(features),
             cache: None,
+            mean: Array1::zeros(features),
+            inv_std: Array1::zeros(features),
+            var: Array1::zeros(features),
+            spare_y: None,
         }
     }
 
@@ -101,22 +116,31 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         let (mut x, shape) = flatten_batch("BatchNorm", x, ("gamma", self.gamma.shape())); // (N, D)
-        let (mean, var) = match mode {
-            Mode::Train => self.batch_statistics(&x),
-            Mode::Eval => (self.running_mean.clone(), self.running_var.clone()),
-        };
+        match mode {
+            Mode::Train => self.batch_statistics(&x), // μ, σ²; the running ones move
+            Mode::Eval => {
+                self.mean.assign(&self.running_mean);
+                self.var.assign(&self.running_var);
+            }
+        }
         let eps = Self::constant(EPS);
-        let inv_std = var.mapv(|v| A::one() / (v + eps).sqrt());
+        Zip::from(&mut self.inv_std)
+            .and(&self.var)
+            .for_each(|s, &v| *s = A::one() / (v + eps).sqrt());
         Zip::from(&mut x) // x ← x̂
-            .and_broadcast(&mean)
-            .and_broadcast(&inv_std)
+            .and_broadcast(&self.mean)
+            .and_broadcast(&self.inv_std)
             .for_each(|v, &mu, &s| *v = (*v - mu) * s);
-        let mut y = x.clone();
+        let mut y = reuse(&mut self.spare_y, x.raw_dim(), A::zero());
         Zip::from(&mut y) // y = γ ⊙ x̂ + β
+            .and(&x)
             .and_broadcast(&self.gamma)
             .and_broadcast(&self.beta)
-            .for_each(|v, &g, &b| *v = g * *v + b);
-        self.cache = (mode == Mode::Train).then(|| (x, inv_std, shape.clone()));
+            .for_each(|y, &v, &g, &b| *y = g * v + b);
+        match mode {
+            Mode::Train => self.cache = Some((x, shape.clone())),
+            Mode::Eval => (self.cache, self.spare_y) = (None, Some(x)),
+        }
         y.into_shape_with_order(shape)
             .expect("y has as many elements as x")
     }
@@ -125,22 +149,26 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
     /// `∂L/∂x = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε)`
     #[track_caller]
     fn backward(&mut self, dout: ArrayD<A>) -> ArrayD<A> {
-        let (x_hat, inv_std, shape) = cached(&self.cache, "BatchNorm");
+        let (x_hat, shape) = cached(&self.cache, "BatchNorm");
         check_dout_shape("BatchNorm", shape.slice(), dout.shape());
         let (mut g, _) = flatten_batch("BatchNorm", dout, ("gamma", self.gamma.shape()));
-        self.dbeta = g.sum_axis(Axis(0));
-        self.dgamma = (&g * x_hat).sum_axis(Axis(0));
+        sum_over_batch(&mut self.dbeta, &g, None); // ∂L/∂β = Σₙ ∂L/∂y
+        sum_over_batch(&mut self.dgamma, &g, Some(x_hat)); // ∂L/∂γ = Σₙ x̂ ⊙ ∂L/∂y
         Zip::from(&mut g)
             .and_broadcast(&self.gamma)
             .for_each(|v, &gamma| *v = gamma * *v); // g = γ ⊙ ∂L/∂y
-        let (mean_g, mean_g_xhat) = (mean_over_batch(&g), mean_over_batch(&(&g * x_hat)));
+        let (mean_g, mean_g_xhat) = (&mut self.mean, &mut self.var);
+        mean_over_batch(mean_g, &g, None);
+        mean_over_batch(mean_g_xhat, &g, Some(x_hat));
         Zip::from(&mut g)
             .and(x_hat)
-            .and_broadcast(&mean_g)
-            .and_broadcast(&mean_g_xhat)
-            .and_broadcast(inv_std)
+            .and_broadcast(&*mean_g)
+            .and_broadcast(&*mean_g_xhat)
+            .and_broadcast(&self.inv_std)
             .for_each(|v, &xh, &mg, &mgx, &s| *v = (*v - mg - xh * mgx) * s);
-        g.into_shape_with_order(shape.clone())
+        let (x_hat, shape) = self.cache.take().expect("cached above");
+        self.spare_y = Some(x_hat);
+        g.into_shape_with_order(shape)
             .expect("dx has the shape of x")
     }
 
@@ -166,36 +194,53 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
 }
 
 impl<A: NdFloat> BatchNorm<A> {
-    /// `μ = 1/N Σₙ xₙ` and `σ² = 1/N Σₙ (xₙ − μ)²` of the batch, and
+    /// `μ = 1/N Σₙ xₙ` and `σ² = 1/N Σₙ (xₙ − μ)²` of the batch into `mean` and `var`, and
     /// `running ← m·running + (1 − m)·batch` for both.
-    fn batch_statistics(&mut self, x: &Array2<A>) -> (Array1<A>, Array1<A>) {
+    fn batch_statistics(&mut self, x: &Array2<A>) {
         let inv_n = A::one() / A::from(x.nrows().max(1)).expect("a batch size fits the float type");
-        let mean = x.sum_axis(Axis(0)) * inv_n;
-        let mut var = Array1::zeros(mean.len());
+        sum_over_batch(&mut self.mean, x, None);
+        self.mean.mapv_inplace(|s| s * inv_n);
+        self.var.fill(A::zero());
         for row in x.rows() {
-            Zip::from(&mut var)
+            Zip::from(&mut self.var)
                 .and(&row)
-                .and(&mean)
+                .and(&self.mean)
                 .for_each(|s, &v, &mu| *s += (v - mu) * (v - mu));
         }
-        var.mapv_inplace(|s| s * inv_n);
+        self.var.mapv_inplace(|s| s * inv_n);
         let m = Self::constant(MOMENTUM);
         for (running, batch) in [
-            (&mut self.running_mean, &mean),
-            (&mut self.running_var, &var),
+            (&mut self.running_mean, &self.mean),
+            (&mut self.running_var, &self.var),
         ] {
             Zip::from(running)
                 .and(batch)
                 .for_each(|r, &v| *r = m * *r + (A::one() - m) * v);
         }
-        (mean, var)
     }
 }
 
-/// `1/N Σₙ rows[n, :]`.
-fn mean_over_batch<A: NdFloat>(rows: &Array2<A>) -> Array1<A> {
+/// `out = Σₙ rows[n, :]`, or `Σₙ rows[n, :] ⊙ times[n, :]`, the rows added in order.
+fn sum_over_batch<A: NdFloat>(out: &mut Array1<A>, rows: &Array2<A>, times: Option<&Array2<A>>) {
+    out.fill(A::zero());
+    match times {
+        None => rows.rows().into_iter().for_each(|row| *out += &row),
+        Some(times) => {
+            for (row, t) in rows.rows().into_iter().zip(times.rows()) {
+                Zip::from(&mut *out)
+                    .and(&row)
+                    .and(&t)
+                    .for_each(|o, &r, &t| *o += r * t);
+            }
+        }
+    }
+}
+
+/// `out = 1/N Σₙ rows[n, :]` (or of `rows ⊙ times`).
+fn mean_over_batch<A: NdFloat>(out: &mut Array1<A>, rows: &Array2<A>, times: Option<&Array2<A>>) {
     let inv_n = A::one() / A::from(rows.nrows()).expect("a batch size fits the float type");
-    rows.sum_axis(Axis(0)) * inv_n
+    sum_over_batch(out, rows, times);
+    out.mapv_inplace(|s| s * inv_n);
 }
 
 #[cfg(test)]
@@ -203,7 +248,7 @@ mod tests {
     use super::*;
     use crate::gradient::check_layer;
     use crate::gradient::standard_normal as test_input;
-    use ndarray::array;
+    use ndarray::{Axis, array};
 
     #[test]
     fn normalises_per_feature_and_tracks_running_statistics() {

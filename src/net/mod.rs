@@ -8,11 +8,13 @@
 //! | `MultiLayerNet`, `MultiLayerNetExtend` (§6) | [`MultiLayerNet`] |
 //! | `SimpleConvNet` (§7.5), `DeepConvNet` (§8.1) | [`SimpleConvNet`], [`DeepConvNet`] |
 //! | (not in the book) a batch's gradient computed shard by shard, side by side | [`Shards`] |
+//! | (not in the book) the shards spread over processes (MPI ranks) | [`Ranks`] |
 
 mod architecture;
 mod conv;
 mod init;
 mod multi_layer;
+mod ranks;
 mod sequential;
 mod shards;
 mod spec;
@@ -23,6 +25,7 @@ pub use architecture::{Architecture, MAX_PARAMS, ModelKind};
 pub use conv::{DeepConvNet, SimpleConvNet};
 pub use init::Init;
 pub use multi_layer::{Activation, MultiLayerNet};
+pub use ranks::{Ranks, StepTimes};
 pub use sequential::{NamedParam, Sequential};
 pub use shards::{FEWEST_EXAMPLES, LEAST_REUSE, LEAST_WORK, MOST_SHARDS, Shards};
 pub use spec::NetSpec;

@@ -21,11 +21,15 @@
 //! With `K = 1` the step is [`Sequential::gradient`] itself, bit for bit.
 
 use std::ops::Range;
+use std::sync::Arc;
 
+use bytemuck::Pod;
 use ndarray::{ArrayViewD, ArrayViewMutD, Axis, NdFloat, Slice};
 use rayon::prelude::*;
 
+use super::ranks::{Exchange, Ranks, StepTimes, part};
 use super::{ProductMacs, Sequential};
+use crate::error::{Error, Result};
 use crate::functions::Targets;
 use crate::layers::BatchPosition;
 use crate::machinery::cost::{self, Work};
@@ -63,17 +67,27 @@ pub struct Shards<A: NdFloat> {
     /// The net's parameters, then its buffers (running statistics), flat, as the step starts:
     /// what every replica copies.
     start: Vec<A>,
-    /// The partial results of shards `k = 1 … K−1` (shard 0 leaves its own in the net), shard
-    /// `k`'s at `(k − 1)·width`: its gradient, its buffers after its pass, its loss (`width` =
-    /// parameters + buffers + 1).
+    /// The partial results of this process's shards, `width` = parameters + buffers + 1
+    /// elements each: a shard's gradient, its buffers after its pass, its loss. On one
+    /// process, those of shards `1 … K−1` (shard 0 leaves its own in the net); on ranks,
+    /// those of all this rank's shards.
     partials: Vec<A>,
     /// `wₖ = Bₖ/B`.
     weights: Vec<A>,
     /// Shard `k`'s targets.
     targets: Vec<Targets<A>>,
+    /// The processes that share the shards, when there are several ([`Ranks`]).
+    ranks: Option<Arc<dyn Ranks>>,
+    /// The buffers of the exchange between ranks.
+    exchange: Exchange<A>,
+    /// What the steps so far cost, from the second: the first also allocates, and on ranks
+    /// waits for every rank to start.
+    times: StepTimes,
+    /// Whether the first step is done.
+    warm: bool,
 }
 
-impl<A: NdFloat> Shards<A> {
+impl<A: NdFloat + Pod> Shards<A> {
     /// `count` shards (at least 1).
     pub fn new(count: usize) -> Self {
         Shards {
@@ -83,7 +97,40 @@ impl<A: NdFloat> Shards<A> {
             partials: Vec::new(),
             weights: Vec::new(),
             targets: Vec::new(),
+            ranks: None,
+            exchange: Exchange::default(),
+            times: StepTimes::default(),
+            warm: false,
         }
+    }
+
+    /// The same shards spread over `ranks`: this process computes `K/N` of them, the rank's
+    /// own run of consecutive shards, and gets the others' partials from the other ranks.
+    /// Every rank must hold the same net and call [`gradient`](Self::gradient) with the same
+    /// batch.
+    ///
+    /// # Errors
+    /// When `N` does not divide `K`, naming the rank counts that do.
+    pub fn spread_over(&mut self, ranks: Arc<dyn Ranks>) -> Result<()> {
+        let (k, n) = (self.count, ranks.count());
+        if n == 0 || k % n != 0 {
+            let divisors: Vec<String> = (1..=k)
+                .filter(|d| k % d == 0)
+                .map(|d| d.to_string())
+                .collect();
+            return Err(Error::Invalid(format!(
+                "{k} shards cannot be spread evenly over {n} ranks: run on {} ranks, or give --shards a multiple of {n}",
+                divisors.join(", ")
+            )));
+        }
+        self.ranks = Some(ranks);
+        Ok(())
+    }
+
+    /// What the steps so far cost, summed, from the second step on (the first also
+    /// allocates, and on ranks waits for every rank to start).
+    pub fn times(&self) -> StepTimes {
+        self.times
     }
 
     /// The default `K` for a batch of `batch` examples through `net`, from those two alone
@@ -111,16 +158,17 @@ impl<A: NdFloat> Shards<A> {
         count
     }
 
-    /// Backpropagation over the batch `x, t` shard by shard, the shards spread over as many
-    /// threads as there are shards and kernel threads: leaves `∂L/∂θ` in `net`'s parameters,
-    /// moves its running statistics, counts one training pass, and returns the mean loss `L`
-    /// (see the module's formulas).
+    /// Backpropagation over the batch `x, t` shard by shard, the shards spread over the ranks
+    /// (when [`spread_over`](Self::spread_over) some) and over as many threads as there are
+    /// shards and kernel threads: leaves `∂L/∂θ` in `net`'s parameters, moves its running
+    /// statistics, counts one training pass, and returns the mean loss `L` (see the module's
+    /// formulas).
     ///
     /// # Panics
     /// When the batch has fewer examples than there are shards, or `t` another number.
     #[track_caller]
     pub fn gradient(&mut self, net: &mut Sequential<A>, x: ArrayViewD<'_, A>, t: &Targets<A>) -> A {
-        if self.count == 1 {
+        if self.count == 1 && self.ranks.is_none() {
             return net.gradient(x, t);
         }
         let batch = x.shape().first().copied().unwrap_or(0);
@@ -130,11 +178,19 @@ impl<A: NdFloat> Shards<A> {
             t.len(),
             self.count
         );
+        let started = std::time::Instant::now();
         let params = flat_len(net, Part::Params);
         let width = params + flat_len(net, Part::Buffers) + 1;
-        let workers = threads().min(self.count);
+        // This process's shards: all, or its rank's run of them.
+        let mine = match &self.ranks {
+            None => 0..self.count,
+            Some(ranks) => {
+                let each = self.count / ranks.count();
+                ranks.rank() * each..(ranks.rank() + 1) * each
+            }
+        };
+        let workers = threads().min(mine.len());
         self.start.resize(width - 1, A::zero());
-        self.partials.resize((self.count - 1) * width, A::zero());
         if workers > 1 {
             write_flat(net, Part::Params, &mut self.start[..params]);
         }
@@ -142,14 +198,19 @@ impl<A: NdFloat> Shards<A> {
         self.targets
             .resize_with(self.count, || Targets::Indices(Vec::new()));
         for (k, targets) in self.targets.iter_mut().enumerate() {
-            t.copy_rows_into(shard_rows(self.count, k, batch), targets);
+            t.copy_rows_into(part(self.count, k, batch), targets);
         }
         while self.replicas.len() + 1 < workers {
             self.replicas.push(net.clone());
         }
+        // On ranks the net's own shard is sent too: room for it in front.
+        let own = usize::from(self.ranks.is_some());
+        self.partials
+            .resize((mine.len() - 1 + own) * width, A::zero());
         let pass = net.training_passes();
         let job = Job {
             count: self.count,
+            first: mine.start,
             x,
             targets: &self.targets,
             start: &self.start,
@@ -158,40 +219,61 @@ impl<A: NdFloat> Shards<A> {
             width,
             alone: workers == threads(),
         };
-        let first_loss = job.run(
-            Some(&mut *net),
-            &mut self.replicas[..workers - 1],
-            0..self.count,
-            &mut self.partials,
-        );
+        let own_loss = job
+            .run(
+                Some(&mut *net),
+                &mut self.replicas[..workers - 1],
+                mine,
+                &mut self.partials[own * width..],
+            )
+            .expect("the net computes its own shard");
         self.weights.clear();
         self.weights.extend((0..self.count).map(|k| {
-            let rows = shard_rows(self.count, k, batch).len();
+            let rows = part(self.count, k, batch).len();
             A::from(rows).expect("a count fits") / A::from(batch).expect("a count fits")
         }));
-        let loss = add_partials(
-            net,
-            first_loss.expect("shard 0 ran on the net"),
-            &self.partials,
-            &self.weights,
-        );
+        self.times.steps += 1;
+        self.times.compute_s += started.elapsed().as_secs_f64();
+        let loss = match &self.ranks {
+            None => {
+                let started = std::time::Instant::now();
+                let loss = add_partials(net, own_loss, &self.partials, &self.weights);
+                self.times.sum_s += started.elapsed().as_secs_f64();
+                loss
+            }
+            Some(ranks) => {
+                let (gradient, rest) = self.partials[..width].split_at_mut(params);
+                write_flat(net, Part::Grads, gradient);
+                write_flat(net, Part::Buffers, &mut rest[..width - params - 1]);
+                rest[width - params - 1] = own_loss;
+                let weights = &self.weights;
+                self.exchange.sum(
+                    ranks.as_ref(),
+                    &self.partials,
+                    width,
+                    &mut self.times,
+                    |values, terms, len| add_weighted(values, 0, terms, len, weights),
+                );
+                let sum = &self.exchange.sum;
+                read_flat(net, Part::Grads, &sum[..params]);
+                read_flat(net, Part::Buffers, &sum[params..width - 1]);
+                sum[width - 1]
+            }
+        };
+        if !std::mem::replace(&mut self.warm, true) {
+            self.times = StepTimes::default();
+        }
         net.set_training_passes(pass + 1);
         net.add_decay_gradient();
         loss + net.decay_loss()
     }
 }
 
-/// The examples of shard `k` of `count` in a batch of `batch`: contiguous, the first
-/// `batch mod count` shards one example longer.
-fn shard_rows(count: usize, k: usize, batch: usize) -> Range<usize> {
-    let (size, longer) = (batch / count, batch % count);
-    let start = k * size + k.min(longer);
-    start..start + size + usize::from(k < longer)
-}
-
 /// One step's shards, as the threads that compute them see it.
 struct Job<'a, A: NdFloat> {
     count: usize,
+    /// The shard the net itself computes (0 on one process, a rank's first on ranks).
+    first: usize,
     x: ArrayViewD<'a, A>,
     targets: &'a [Targets<A>],
     start: &'a [A],
@@ -207,10 +289,10 @@ struct Job<'a, A: NdFloat> {
 
 impl<A: NdFloat> Job<'_, A> {
     /// Computes `shards` on the nets at hand, the net itself (`net`, when given, with shard
-    /// 0) and `replicas`, no more of them than shards: a contiguous run of the shards per
-    /// net, the nets side by side. Shard `k > 0` leaves its partial in `partials` (their
-    /// slice, from the run's first shard above 0); shard 0 leaves its gradient and buffers
-    /// in `net` and returns its loss.
+    /// `first`) and `replicas`, no more of them than shards: a contiguous run of the shards
+    /// per net, the nets side by side. Shard `k > first` leaves its partial in `partials`
+    /// (their slice, from the run's first shard above `first`); shard `first` leaves its
+    /// gradient and buffers in `net` and returns its loss.
     fn run(
         &self,
         net: Option<&mut Sequential<A>>,
@@ -218,15 +300,17 @@ impl<A: NdFloat> Job<'_, A> {
         shards: Range<usize>,
         partials: &mut [A],
     ) -> Option<A> {
+        let first = self.first;
         let nets = replicas.len() + usize::from(net.is_some());
         if nets == 1 {
             let compute = || match net {
-                // Shard 0 last, so that its results stay in the net.
+                // Shard `first` last, so that its results stay in the net.
                 Some(net) => {
-                    for (k, partial) in (1..shards.end).zip(partials.chunks_exact_mut(self.width)) {
+                    let others = first + 1..shards.end;
+                    for (k, partial) in others.zip(partials.chunks_exact_mut(self.width)) {
                         self.shard(net, k, Some(partial));
                     }
-                    Some(self.shard(net, 0, None))
+                    Some(self.shard(net, first, None))
                 }
                 None => {
                     let replica = &mut replicas[0];
@@ -247,21 +331,22 @@ impl<A: NdFloat> Job<'_, A> {
         let middle = shards.start + shards.len() * left / nets;
         let (left_replicas, right_replicas) =
             replicas.split_at_mut(left - usize::from(net.is_some()));
-        let above_zero = |shard: usize| shard.saturating_sub(1);
+        // Shard `first` has no partial: a run's partials start at its first shard above it.
+        let above_first = |shard: usize| shard.saturating_sub(first + 1);
         let (left_partials, right_partials) =
-            partials.split_at_mut((above_zero(middle) - above_zero(shards.start)) * self.width);
-        let (first_loss, _) = rayon::join(
+            partials.split_at_mut((above_first(middle) - above_first(shards.start)) * self.width);
+        let (own_loss, _) = rayon::join(
             || self.run(net, left_replicas, shards.start..middle, left_partials),
             || self.run(None, right_replicas, middle..shards.end, right_partials),
         );
-        first_loss
+        own_loss
     }
 
     /// Shard `k`'s forward and backward pass on `net`, from the step's running statistics:
     /// its gradient and buffers left in `net`, or copied into `partial` with its loss after
     /// them. Returns the loss.
     fn shard(&self, net: &mut Sequential<A>, k: usize, partial: Option<&mut [A]>) -> A {
-        let rows = shard_rows(self.count, k, self.x.shape()[0]);
+        let rows = part(self.count, k, self.x.shape()[0]);
         read_flat(net, Part::Buffers, &self.start[self.params..]);
         net.set_position(BatchPosition {
             pass: self.pass,
@@ -467,9 +552,9 @@ mod tests {
 
     #[test]
     fn shards_cover_the_batch_in_order_the_longer_first() {
-        let rows: Vec<_> = (0..3).map(|k| shard_rows(3, k, 7)).collect();
+        let rows: Vec<_> = (0..3).map(|k| part(3, k, 7)).collect();
         assert_eq!(rows, [0..3, 3..5, 5..7]);
-        assert_eq!(shard_rows(1, 0, 5), 0..5);
+        assert_eq!(part(1, 0, 5), 0..5);
     }
 
     #[test]
@@ -487,6 +572,134 @@ mod tests {
             assert_eq!(runs[0], runs[1], "{count} shards, 1 and 2 threads");
             assert_eq!(runs[0], runs[2], "{count} shards, 1 and 3 threads");
         }
+    }
+
+    /// `N` ranks in threads of this process: what MPI does between processes, through
+    /// shared memory.
+    #[derive(Debug)]
+    struct ThreadRanks {
+        rank: usize,
+        shared: Arc<Mailbox>,
+    }
+
+    /// What each rank posted, with the counts of its blocks, for the others to read.
+    #[derive(Debug)]
+    struct Mailbox {
+        count: usize,
+        barrier: std::sync::Barrier,
+        posted: std::sync::Mutex<Vec<(Vec<u8>, Vec<usize>)>>,
+    }
+
+    impl ThreadRanks {
+        /// Posts `bytes`, then hands every rank's posts to `read` once all have posted.
+        fn post(
+            &self,
+            bytes: &[u8],
+            counts: &[usize],
+            read: impl FnOnce(&[(Vec<u8>, Vec<usize>)]),
+        ) {
+            self.shared.posted.lock().unwrap()[self.rank] = (bytes.to_vec(), counts.to_vec());
+            self.shared.barrier.wait();
+            read(&self.shared.posted.lock().unwrap());
+            self.shared.barrier.wait();
+        }
+    }
+
+    impl Ranks for ThreadRanks {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+
+        fn count(&self) -> usize {
+            self.shared.count
+        }
+
+        fn all_to_all(
+            &self,
+            send: &[u8],
+            send_counts: &[usize],
+            recv: &mut [u8],
+            recv_counts: &[usize],
+        ) {
+            self.post(send, send_counts, |posted| {
+                let mut at = 0;
+                for ((bytes, counts), &count) in posted.iter().zip(recv_counts) {
+                    assert_eq!(counts[self.rank], count, "what is sent is what is expected");
+                    let from: usize = counts[..self.rank].iter().sum();
+                    recv[at..at + count].copy_from_slice(&bytes[from..from + count]);
+                    at += count;
+                }
+            });
+        }
+
+        fn all_gather(&self, mine: &[u8], all: &mut [u8], counts: &[usize]) {
+            self.post(mine, &[], |posted| {
+                let mut at = 0;
+                for ((bytes, _), &count) in posted.iter().zip(counts) {
+                    all[at..at + count].copy_from_slice(bytes);
+                    at += count;
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn the_bits_do_not_depend_on_the_ranks() {
+        let (x, t) = batch(13);
+        for (shard_count, count) in [(6, 1), (6, 2), (6, 3), (6, 6), (8, 4)] {
+            let alone = sharded(shard_count, net(true, Some(0.3)), 13);
+            let shared = Arc::new(Mailbox {
+                count,
+                barrier: std::sync::Barrier::new(count),
+                posted: std::sync::Mutex::new(vec![(Vec::new(), Vec::new()); count]),
+            });
+            let results: Vec<Vec<f64>> = std::thread::scope(|scope| {
+                let ranks: Vec<_> = (0..count)
+                    .map(|rank| {
+                        let ranks = Arc::new(ThreadRanks {
+                            rank,
+                            shared: shared.clone(),
+                        });
+                        let (x, t) = (&x, &t);
+                        scope.spawn(move || {
+                            let mut net = net(true, Some(0.3));
+                            let mut shards = Shards::new(shard_count);
+                            shards.spread_over(ranks).unwrap();
+                            shards.gradient(&mut net.clone(), x.view(), t);
+                            let loss = shards.gradient(&mut net, x.view(), t);
+                            let times = shards.times();
+                            assert_eq!(times.steps, 1, "the first step is not counted");
+                            assert_eq!(times.sent > 0, count > 1, "rank {rank} of {count}");
+                            results(&mut net, loss)
+                        })
+                    })
+                    .collect();
+                ranks.into_iter().map(|r| r.join().unwrap()).collect()
+            });
+            for (rank, got) in results.iter().enumerate() {
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(got),
+                    bits(&alone),
+                    "{shard_count} shards, rank {rank} of {count}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranks_must_divide_the_shards() {
+        let shared = Arc::new(Mailbox {
+            count: 4,
+            barrier: std::sync::Barrier::new(4),
+            posted: std::sync::Mutex::new(Vec::new()),
+        });
+        let ranks = Arc::new(ThreadRanks { rank: 0, shared });
+        let error = Shards::<f32>::new(6).spread_over(ranks).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "6 shards cannot be spread evenly over 4 ranks: run on 1, 2, 3, 6 ranks, or give --shards a multiple of 4"
+        );
     }
 
     #[test]
@@ -515,7 +728,7 @@ mod tests {
         let (x, t) = batch(7);
         let mut expected = vec![0.0; results(&mut net(true, None), 0.0).len()];
         for (k, weight) in [(0, 4.0 / 7.0), (1, 3.0 / 7.0)] {
-            let rows = shard_rows(2, k, 7);
+            let rows = part(2, k, 7);
             let mut alone = net(true, None);
             alone.set_weight_decay(0.0);
             let mut targets = Targets::Indices(Vec::new());

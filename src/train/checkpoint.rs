@@ -53,17 +53,23 @@ impl RunSettings {
     pub fn of_checkpoint(dir: &Path) -> Result<(RunSettings, TensorFile, PathBuf)> {
         let path = dir.join(CHECKPOINT_FILE);
         let file = TensorFile::read(&path)?;
-        let settings = match file.metadata.get(RUN_KEY) {
-            Some(json) => serde_json::from_str(json)
-                .map_err(|e| Error::model(&path, format!("run settings: {e}")))?,
-            None => {
-                return Err(Error::model(
-                    &path,
-                    "not a checkpoint of `backprop train`: no run settings in its metadata",
-                ));
-            }
-        };
+        let settings = RunSettings::of_file(&file, &path)?;
         Ok((settings, file, path))
+    }
+
+    /// The settings in `file`, a checkpoint read from `path`.
+    ///
+    /// # Errors
+    /// When it is not a checkpoint of a run.
+    pub fn of_file(file: &TensorFile, path: &Path) -> Result<RunSettings> {
+        match file.metadata.get(RUN_KEY) {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Error::model(path, format!("run settings: {e}"))),
+            None => Err(Error::model(
+                path,
+                "not a checkpoint of `backprop train`: no run settings in its metadata",
+            )),
+        }
     }
 }
 

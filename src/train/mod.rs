@@ -38,7 +38,7 @@ use ndarray::{ArrayViewD, NdFloat};
 use crate::data::{Batch, Dataset, Sampler, Sampling, prefetch};
 use crate::error::{Error, Result};
 use crate::functions::Targets;
-use crate::net::{Sequential, Shards};
+use crate::net::{Ranks, Sequential, Shards, StepTimes};
 use crate::optim::Optimizer;
 use crate::pause_points::pause;
 
@@ -167,9 +167,11 @@ pub struct Trainer<'d, A: NdFloat, O> {
     losses: Vec<f64>,
     loss_since_eval: (f64, usize),
     elapsed_before: f64,
+    /// Whether this process evaluates (the rank that reports, of a run on several).
+    evaluates: bool,
 }
 
-impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
+impl<'d, A: NdFloat + bytemuck::Pod, O: Optimizer<A>> Trainer<'d, A, O> {
     /// Prepares a run, checking that the net fits the data and the schedule makes sense.
     ///
     /// # Errors
@@ -217,7 +219,27 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             losses: Vec::with_capacity(config.iters.min(LOSSES_RESERVED)),
             loss_since_eval: (0.0, 0),
             elapsed_before: 0.0,
+            evaluates: true,
         })
+    }
+
+    /// Spreads each batch's shards over `ranks`, processes that each hold this same trainer
+    /// (as a checkpoint of one makes it) and run the same iterations: the same bits as on one
+    /// process, for any number of ranks that divides the shard count. Every rank but
+    /// `reports` leaves out the evaluations, which only that one prints and saves.
+    ///
+    /// # Errors
+    /// When the number of ranks does not divide the shard count, naming those that do.
+    pub fn spread_over(&mut self, ranks: std::sync::Arc<dyn Ranks>, reports: usize) -> Result<()> {
+        self.evaluates = ranks.rank() == reports;
+        self.shards.spread_over(ranks)
+    }
+
+    /// What the training steps so far cost, summed from the second step of this process:
+    /// compute, exchange between ranks, sum. On a rank that does not evaluate, the exchanges
+    /// include the waits for the one that does.
+    pub fn step_times(&self) -> StepTimes {
+        self.shards.times()
     }
 
     /// The mini-batch loss of every iteration so far.
@@ -295,7 +317,7 @@ impl<'d, A: NdFloat, O: Optimizer<A>> Trainer<'d, A, O> {
             self.loss_since_eval.1 += 1;
             observe(Event::Step { iter: i, loss });
             pause(|| format!("iter {i}"));
-            if self.config.eval_every.is_some_and(|every| i % every == 0) {
+            if self.evaluates && self.config.eval_every.is_some_and(|every| i % every == 0) {
                 let record =
                     self.evaluate_now(self.elapsed_before + started.elapsed().as_secs_f64());
                 self.history.push(record);

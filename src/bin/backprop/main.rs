@@ -4,6 +4,8 @@
 
 mod apple;
 mod bench;
+#[cfg(feature = "mpi")]
+mod cluster;
 mod convert;
 mod data;
 mod eval;
@@ -88,6 +90,8 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        #[cfg(feature = "mpi")]
+        Err(_) if cluster::quiet_rank() => return ExitCode::from(2), // rank 0 says it
         Err(e) => {
             // One line: what is wrong with which flag. `--help` shows the rest.
             let text = e.render().to_string();
@@ -102,6 +106,18 @@ fn main() -> ExitCode {
             }
             return ExitCode::from(2);
         }
+    };
+    // Held to the end: dropping it ends MPI.
+    #[cfg(feature = "mpi")]
+    let _universe = match &cli.command {
+        Command::Train(args) => match cluster::join(args.log_all_ranks) {
+            Ok(universe) => universe,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
     };
     let run = move || match cli.command {
         Command::Apple(args) => apple::run(&args),

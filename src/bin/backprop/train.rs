@@ -133,6 +133,11 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Under mpirun, let every rank print (its warnings and, at the end, what a step cost
+    /// it); by default only rank 0 prints.
+    #[cfg(feature = "mpi")]
+    #[arg(long)]
+    pub log_all_ranks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -152,42 +157,38 @@ pub fn run(args: &Args) -> super::Outcome {
     if let Some(threads) = args.threads {
         backprop::machinery::parallel::set_threads(threads);
     }
-    let (mut settings, out, data, start) = match &args.resume {
-        Some(dir) => resume_input(dir)?,
-        None => fresh_input(args)?,
-    };
-    if args.checkpoint_every.is_some() {
-        settings.checkpoint_every = args.checkpoint_every;
+    #[cfg(feature = "mpi")]
+    if let Some(member) = super::cluster::member().filter(|m| m.rank > 0) {
+        return follow(member);
     }
-    if let Some(dir) = &args.tensorboard {
-        // Absolute, so that a resumption from another folder writes to the same one.
-        settings.tensorboard = Some(std::path::absolute(dir).map_err(|e| Error::io(dir, e))?);
-    }
+    let (settings, out, data, start) = before_start(input(args))?;
     let data = &data;
     let optimizer = settings.optimizer.build::<f32>();
-    let mut trainer = match start {
-        Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data)?,
-        Start::Fresh => {
-            let net = settings.net.build::<f32>(args.seed)?;
+    let mut trainer = before_start(match start {
+        Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data),
+        Start::Fresh => settings.net.build::<f32>(args.seed).and_then(|net| {
             let config = config_from(args, data, &net);
-            Trainer::new(net, optimizer, data, config)?
-        }
+            Trainer::new(net, optimizer, data, config)
+        }),
         Start::From(net) => {
             let config = config_from(args, data, &net);
-            Trainer::new(*net, optimizer, data, config)?
+            Trainer::new(*net, optimizer, data, config)
         }
-    };
-    prepare_out_dir(&out)?;
-    let mut log = Log::open(args.log.as_deref(), args.resume.is_some())?;
+    })?;
+    before_start(prepare_out_dir(&out))?;
+    let mut log = before_start(Log::open(args.log.as_deref(), args.resume.is_some()))?;
     let mut tensorboard = match &settings.tensorboard {
-        Some(dir) => Some(TensorBoard::create(
+        Some(dir) => Some(before_start(TensorBoard::create(
             dir,
             trainer.iteration(),
             settings.optimizer.lr,
             (data.train.rows, data.train.cols),
-        )?),
+        ))?),
         None => None,
     };
+    let info = model_info(&settings.net, data);
+    #[cfg(feature = "mpi")]
+    before_start(lead(&mut trainer, data, &info, &settings))?;
     announce(args, &settings, data, &trainer, &out);
     for record in trainer.history() {
         print_record(record);
@@ -215,17 +216,104 @@ pub fn run(args: &Args) -> super::Outcome {
             bar.suspend(|| eprintln!("warning: {e}; no more TensorBoard events are written"));
         }
     };
-    let info = model_info(&settings.net, data);
     let outcome = trainer.run_checkpointed(&out, &info, &settings, observe);
     bar.finish_and_clear();
+    #[cfg(feature = "mpi")]
+    if let (Some(member), Err(e)) = (super::cluster::member(), &outcome) {
+        // The other ranks diverge alike and stop; any other error would leave them waiting.
+        if !matches!(e, Error::Diverged { .. }) {
+            super::cluster::abort(member, &e.to_string());
+        }
+    }
     save_results(&out, &mut trainer, &info, outcome)?;
     log.finish()?;
     eprintln!("saved {}", out.display());
+    #[cfg(feature = "mpi")]
+    if super::cluster::member().is_some() {
+        eprintln!("{}", super::cluster::step_line(0, trainer.step_times()));
+    }
     if let Some(tb) = tensorboard {
         eprintln!("tensorboard events in {}", tb.path().display());
         tb.finish()?; // a write that failed: the run's results are saved, its events are not whole
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The run's settings, output folder, data and start, from the flags or the checkpoint of
+/// `--resume`.
+fn input(args: &Args) -> Result<Input, Error> {
+    let (mut settings, out, data, start) = match &args.resume {
+        Some(dir) => resume_input(dir)?,
+        None => fresh_input(args)?,
+    };
+    if args.checkpoint_every.is_some() {
+        settings.checkpoint_every = args.checkpoint_every;
+    }
+    if let Some(dir) = &args.tensorboard {
+        // Absolute, so that a resumption from another folder writes to the same one.
+        settings.tensorboard = Some(std::path::absolute(dir).map_err(|e| Error::io(dir, e))?);
+    }
+    Ok((settings, out, data, start))
+}
+
+/// On rank 0 of a run over MPI, an error before the run starts tells the other ranks to
+/// stop; elsewhere, `result` as it is.
+fn before_start<T>(result: Result<T, Error>) -> Result<T, Error> {
+    #[cfg(feature = "mpi")]
+    if result.is_err() {
+        super::cluster::stop_others();
+    }
+    result
+}
+
+/// On rank 0 of a run over MPI: spreads the trainer's shards over the ranks and sends the
+/// trainer to the others, as a checkpoint.
+#[cfg(feature = "mpi")]
+fn lead(
+    trainer: &mut Trainer<'_, f32, Box<dyn Optimizer<f32>>>,
+    data: &Dataset,
+    info: &backprop::io::ModelInfo,
+    settings: &RunSettings,
+) -> Result<(), Error> {
+    let Some(member) = super::cluster::member() else {
+        return Ok(());
+    };
+    trainer.spread_over(super::cluster::ranks(member), 0)?;
+    let bytes = trainer.checkpoint(info, Some(settings));
+    super::cluster::broadcast(member, Some(bytes));
+    super::cluster::check_same_data(member, data)
+}
+
+/// On every rank of a run over MPI but 0: the trainer rank 0 sends, trained in step with it.
+#[cfg(feature = "mpi")]
+fn follow(member: &super::cluster::Member) -> super::Outcome {
+    let Some(bytes) = super::cluster::broadcast(member, None) else {
+        return Ok(ExitCode::FAILURE); // rank 0 has said why
+    };
+    let path = Path::new("the checkpoint rank 0 sent");
+    // Errors every rank meets alike end each quietly (rank 0 reports them); an error of this
+    // rank alone aborts the job, which would wait for it.
+    let run = || -> Result<ExitCode, Error> {
+        let file = TensorFile::parse(&bytes, path)?;
+        let settings = RunSettings::of_file(&file, path)?;
+        let data = load_data(&settings)?;
+        let optimizer = settings.optimizer.build::<f32>();
+        let mut trainer = Trainer::resume(file, path, optimizer, &data)?;
+        trainer.spread_over(super::cluster::ranks(member), 0)?;
+        if super::cluster::check_same_data(member, &data).is_err() {
+            return Ok(ExitCode::FAILURE);
+        }
+        match trainer.run(|_| {}) {
+            Err(Error::Diverged { .. }) => return Ok(ExitCode::FAILURE),
+            outcome => outcome?,
+        }
+        eprintln!(
+            "{}",
+            super::cluster::step_line(member.rank, trainer.step_times())
+        );
+        Ok(ExitCode::SUCCESS)
+    };
+    Ok(run().unwrap_or_else(|e| super::cluster::abort(member, &e.to_string())))
 }
 
 /// Creates the output folder, clears what a killed run left there, and checks that it can
@@ -261,6 +349,11 @@ fn announce(
     let shards = match config.shards {
         1 => String::new(),
         k => format!(" in {k} shards"),
+    };
+    #[cfg(feature = "mpi")]
+    let shards = match super::cluster::member() {
+        Some(member) => format!("{shards} on {} ranks", member.size),
+        None => shards,
     };
     eprintln!(
         "training {net} on {} ({}), {}, batch {}{shards}, {} iterations{resuming} → {}",
@@ -440,13 +533,18 @@ fn flag_net(args: &Args, weight_decay: f64, data: &Dataset) -> Result<Architectu
 
 fn resume_input(dir: &Path) -> Result<Input, Error> {
     let (settings, file, path) = RunSettings::of_checkpoint(dir)?;
+    let data = load_data(&settings)?;
+    Ok((settings, dir.to_path_buf(), data, Start::Resume(file, path)))
+}
+
+/// The data set a run's settings name.
+fn load_data(settings: &RunSettings) -> Result<Dataset, Error> {
     let known = settings
         .dataset
         .as_deref()
         .map(str::parse::<Known>)
         .transpose()?;
-    let data = backprop::data::load(known, settings.data_dir.as_deref())?;
-    Ok((settings, dir.to_path_buf(), data, Start::Resume(file, path)))
+    backprop::data::load(known, settings.data_dir.as_deref())
 }
 
 fn config_from(args: &Args, data: &Dataset, net: &Sequential<f32>) -> TrainConfig {
