@@ -382,3 +382,41 @@ fn an_error_of_rank_0_alone_ends_the_job_naming_it() {
     );
     assert!(said.contains(&line), "{said}");
 }
+
+#[test]
+fn a_rank_that_cannot_read_the_data_aborts_the_job_naming_itself() {
+    // Rank 1's folder has no data: its error ends the job, though its output is silenced.
+    let dir = tempfile::tempdir().unwrap();
+    write_data(&dir.path().join("a/data"), 0);
+    std::fs::create_dir_all(dir.path().join("b")).unwrap();
+    let out = dir.path().join("run");
+    let wdir = |node: &str| dir.path().join(node).to_str().unwrap().to_string();
+    let mut mpmd = mpirun_here();
+    mpmd.args([
+        "-np",
+        "1",
+        "-wdir",
+        &wdir("a"),
+        BACKPROP,
+        "train",
+        "--data-dir",
+        "data",
+    ])
+    .args([
+        "--batch", "10", "--shards", "2", "--iters", "5", "--quiet", "--out",
+    ])
+    .arg(&out)
+    .args([":", "-np", "1", "-wdir", &wdir("b"), BACKPROP, "train"]);
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || send.send(run(mpmd)));
+    let job = receive
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the job ended instead of hanging");
+    assert!(!job.status.success());
+    let said = stderr(&job);
+    assert!(
+        said.contains("error: rank 1: ") && said.contains("data"),
+        "{said}"
+    );
+    assert!(!out.join("model.safetensors").exists());
+}

@@ -11,9 +11,10 @@
 //! ```
 //!
 //! This is a reduce-scatter followed by an all-gather, written out so that the sum keeps shard
-//! order (MPI's own reductions may add in any order). Each rank sends and receives about
-//! `(K/N + 1)·W` elements a step, where gathering every partial on every rank would move
-//! `K·W`, `N` times more at `K = N` (BENCHMARKS.md, "Shards over MPI ranks").
+//! order (MPI's own reductions may add in any order). Each rank sends and receives
+//! `(K/N + 1)·(N−1)/N·W` elements a step and adds `K·W/N`, where gathering every partial on
+//! every rank would move `(K − K/N)·W` and add `K·W`: at `K = N`, `N/2` times the bytes and
+//! `N` times the additions (BENCHMARKS.md, "Shards over MPI ranks").
 
 use std::fmt::Debug;
 use std::ops::Range;

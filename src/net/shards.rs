@@ -118,9 +118,15 @@ impl<A: NdFloat + Pod> Shards<A> {
                 .filter(|d| k % d == 0)
                 .map(|d| d.to_string())
                 .collect();
+            let plural = |count: usize, what: &str| match count {
+                1 => what.to_string(),
+                _ => format!("{what}s"),
+            };
             return Err(Error::Invalid(format!(
-                "{k} shards cannot be spread evenly over {n} ranks: run on {} ranks, or give --shards a multiple of {n}",
-                divisors.join(", ")
+                "{k} {} cannot be spread evenly over {n} ranks: run on {} {}, or give --shards a multiple of {n}",
+                plural(k, "shard"),
+                divisors.join(", "),
+                plural(k, "rank")
             )));
         }
         self.ranks = Some(ranks);
@@ -591,17 +597,22 @@ mod tests {
     }
 
     impl ThreadRanks {
-        /// Posts `bytes`, then hands every rank's posts to `read` once all have posted.
+        /// Posts `bytes`, then hands every rank's posts to `read` once all have posted. A
+        /// failure in `read` is raised after the other ranks are let go, not in their way.
         fn post(
             &self,
             bytes: &[u8],
             counts: &[usize],
             read: impl FnOnce(&[(Vec<u8>, Vec<usize>)]),
         ) {
-            self.shared.posted.lock().unwrap()[self.rank] = (bytes.to_vec(), counts.to_vec());
+            let lock = || self.shared.posted.lock().unwrap_or_else(|e| e.into_inner());
+            lock()[self.rank] = (bytes.to_vec(), counts.to_vec());
             self.shared.barrier.wait();
-            read(&self.shared.posted.lock().unwrap());
+            let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&lock())));
             self.shared.barrier.wait();
+            if let Err(failure) = read {
+                std::panic::resume_unwind(failure);
+            }
         }
     }
 
@@ -646,7 +657,7 @@ mod tests {
     #[test]
     fn the_bits_do_not_depend_on_the_ranks() {
         let (x, t) = batch(13);
-        for (shard_count, count) in [(6, 1), (6, 2), (6, 3), (6, 6), (8, 4)] {
+        for (shard_count, count) in [(1, 1), (6, 1), (6, 2), (6, 3), (6, 6), (8, 4)] {
             let alone = sharded(shard_count, net(true, Some(0.3)), 13);
             let shared = Arc::new(Mailbox {
                 count,

@@ -167,7 +167,7 @@ impl MpiRanks {
     fn partition(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
         let fit = |n: usize| {
             Count::try_from(n).unwrap_or_else(|_| {
-                panic!("{n} bytes in one MPI message: more than MPI's 2 GiB; use more --shards")
+                panic!("{n} bytes in one MPI message: more than MPI's 2 GiB; use more ranks")
             })
         };
         let mut at = 0;

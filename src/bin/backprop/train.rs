@@ -175,6 +175,11 @@ pub fn run(args: &Args) -> super::Outcome {
             Trainer::new(*net, optimizer, data, config)
         }
     })?;
+    // Whether the ranks divide the shards, before the output folder is touched.
+    #[cfg(feature = "mpi")]
+    if let Some(member) = super::cluster::member() {
+        before_start(trainer.spread_over(super::cluster::ranks(member), 0))?;
+    }
     before_start(prepare_out_dir(&out))?;
     let mut log = before_start(Log::open(args.log.as_deref(), args.resume.is_some()))?;
     let mut tensorboard = match &settings.tensorboard {
@@ -266,8 +271,8 @@ fn before_start<T>(result: Result<T, Error>) -> Result<T, Error> {
     result
 }
 
-/// On rank 0 of a run over MPI: spreads the trainer's shards over the ranks and sends the
-/// trainer to the others, as a checkpoint.
+/// On rank 0 of a run over MPI: sends the trainer, its shards spread over the ranks, to the
+/// others as a checkpoint, and checks that they read the same data.
 #[cfg(feature = "mpi")]
 fn lead(
     trainer: &mut Trainer<'_, f32, Box<dyn Optimizer<f32>>>,
@@ -278,7 +283,6 @@ fn lead(
     let Some(member) = super::cluster::member() else {
         return Ok(());
     };
-    trainer.spread_over(super::cluster::ranks(member), 0)?;
     let bytes = trainer.checkpoint(info, Some(settings));
     super::cluster::broadcast(member, Some(bytes));
     super::cluster::check_same_data(member, data)
