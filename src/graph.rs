@@ -266,13 +266,85 @@ impl Graph {
         out
     }
 
+    /// Every node in the order of the forward pass, as the lab's page draws them: name, kind
+    /// (`input`, `mul`, `add`), input names, forward value, `∂output/∂node`, and for the
+    /// operations their local backward rule with the numbers it was applied to; then the
+    /// output's name and value. The backward pass visits the operations in reverse order.
+    pub fn to_json(&self) -> serde_json::Value {
+        let nodes: Vec<serde_json::Value> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let (kind, inputs) = match &node.op {
+                    Op::Input => ("input", vec![]),
+                    Op::Mul(_, x, y) => ("mul", vec![*x, *y]),
+                    Op::Add(_, x, y) => ("add", vec![*x, *y]),
+                };
+                let names: Vec<&str> = inputs
+                    .iter()
+                    .map(|i| self.nodes[i.0].name.as_str())
+                    .collect();
+                let [x, y] = [0, 1].map(|k| inputs.get(k).map_or(0.0, |&i| self.value(i)));
+                let (d, n) = (format_number(node.grad), format_number);
+                let (forward, backward) = match node.op {
+                    Op::Input => (String::new(), String::new()),
+                    Op::Mul(..) => (
+                        format!("{} × {} = {}", n(x), n(y), n(node.value)),
+                        format!(
+                            "Mul swaps its inputs: ∂/∂{} = {d} × {} = {}, ∂/∂{} = {d} × {} = {}",
+                            names[0],
+                            n(y),
+                            n(node.grad * y),
+                            names[1],
+                            n(x),
+                            n(node.grad * x)
+                        ),
+                    ),
+                    Op::Add(..) => (
+                        format!("{} + {} = {}", n(x), n(y), n(node.value)),
+                        format!(
+                            "Add passes the derivative through: ∂/∂{} = ∂/∂{} = {d}",
+                            names[0], names[1]
+                        ),
+                    ),
+                };
+                serde_json::json!({
+                    "name": node.name,
+                    "kind": kind,
+                    "inputs": names,
+                    "value": node.value,
+                    "grad": node.grad,
+                    "forward": forward,
+                    "backward": backward,
+                })
+            })
+            .collect();
+        let output = self.output.as_ref().map(|(id, name)| {
+            serde_json::json!({ "name": name, "from": self.nodes[id.0].name, "value": self.value(*id) })
+        });
+        serde_json::json!({ "title": self.title, "nodes": nodes, "output": output })
+    }
+
     /// §5.4.1: 2 apples at 100 each with 10% tax: price 220; ∂price/∂apple 2.2,
     /// ∂price/∂apple_num 110, ∂price/∂tax 200.
     pub fn buy_apple() -> Graph {
-        let mut g = Graph::new("buy 2 apples at 100 with 10% tax");
-        let apple = g.input("apple", 100.0);
-        let apple_num = g.input("apple_num", 2.0);
-        let tax = g.input("tax", 1.1);
+        let mut g = Graph::buy_apples(100.0, 2.0, 1.1);
+        g.title = "buy 2 apples at 100 with 10% tax".into();
+        g
+    }
+
+    /// §5.4.1 with other numbers: `apple_num` apples at `apple` each, `tax` the factor (1.1
+    /// for 10%).
+    pub fn buy_apples(apple: f64, apple_num: f64, tax: f64) -> Graph {
+        let mut g = Graph::new(&format!(
+            "buy {} apples at {} with tax × {}",
+            format_number(apple_num),
+            format_number(apple),
+            format_number(tax)
+        ));
+        let apple = g.input("apple", apple);
+        let apple_num = g.input("apple_num", apple_num);
+        let tax = g.input("tax", tax);
         let apple_price = g.mul("mul_apple_layer", apple, apple_num);
         let price = g.mul("mul_tax_layer", apple_price, tax);
         g.backward(price, "price");
@@ -282,12 +354,27 @@ impl Graph {
     /// §5.4.2: 2 apples at 100 and 3 oranges at 150 with 10% tax: price 715; ∂price/∂apple
     /// 2.2, ∂price/∂apple_num 110, ∂price/∂orange 3.3, ∂price/∂orange_num 165, ∂price/∂tax 650.
     pub fn buy_apple_orange() -> Graph {
-        let mut g = Graph::new("buy 2 apples at 100 and 3 oranges at 150 with 10% tax");
-        let apple = g.input("apple", 100.0);
-        let apple_num = g.input("apple_num", 2.0);
-        let orange = g.input("orange", 150.0);
-        let orange_num = g.input("orange_num", 3.0);
-        let tax = g.input("tax", 1.1);
+        let mut g = Graph::buy_apples_and_oranges([100.0, 2.0], [150.0, 3.0], 1.1);
+        g.title = "buy 2 apples at 100 and 3 oranges at 150 with 10% tax".into();
+        g
+    }
+
+    /// §5.4.2 with other numbers: `[price, count]` of apples and of oranges, `tax` the factor.
+    pub fn buy_apples_and_oranges(apples: [f64; 2], oranges: [f64; 2], tax: f64) -> Graph {
+        let n = format_number;
+        let mut g = Graph::new(&format!(
+            "buy {} apples at {} and {} oranges at {} with tax × {}",
+            n(apples[1]),
+            n(apples[0]),
+            n(oranges[1]),
+            n(oranges[0]),
+            n(tax)
+        ));
+        let apple = g.input("apple", apples[0]);
+        let apple_num = g.input("apple_num", apples[1]);
+        let orange = g.input("orange", oranges[0]);
+        let orange_num = g.input("orange_num", oranges[1]);
+        let tax = g.input("tax", tax);
         let apple_price = g.mul("mul_apple_layer", apple, apple_num);
         let orange_price = g.mul("mul_orange_layer", orange, orange_num);
         let all_price = g.add("add_apple_orange_layer", apple_price, orange_price);

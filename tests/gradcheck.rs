@@ -110,3 +110,52 @@ fn cli_fails_above_tol_and_explains_kinks() {
             .success()
     );
 }
+
+#[test]
+fn the_score_gradient_of_an_input_matches_numerical_differentiation() {
+    use backprop::gradient::standard_normal;
+    use backprop::layers::Mode;
+    use backprop::net::{MultiLayerNet, SimpleConvNet};
+    // A sigmoid MLP (smooth everywhere) and a small SimpleConvNet, in f64.
+    let mut mlp = MultiLayerNet::new("12-7-5-4".parse().unwrap());
+    mlp.activation = backprop::net::Activation::Sigmoid;
+    let conv = SimpleConvNet {
+        init: backprop::net::Init::Std(0.3),
+        ..SimpleConvNet::new((1, 8, 8), 4)
+    };
+    let nets = [
+        (mlp.build::<f64>(1), vec![2, 12]),
+        (conv.build::<f64>(2).unwrap(), vec![2, 64]),
+    ];
+    for (mut net, shape) in nets {
+        let x = standard_normal::<f64>(&shape, 3);
+        let classes = [1, 3];
+        let gradient = net.score_gradient(x.view(), &classes).unwrap();
+        assert_eq!(gradient.shape(), x.shape());
+        let h = 1e-5;
+        for (n, &class) in classes.iter().enumerate() {
+            for i in [0, 5, shape[1] - 1] {
+                let mut score = |delta: f64| {
+                    let mut moved = x.clone();
+                    moved[[n, i]] += delta;
+                    net.predict(moved.view(), Mode::Eval)[[n, class]]
+                };
+                let numerical = (score(h) - score(-h)) / (2.0 * h);
+                let got = gradient[[n, i]];
+                assert!(
+                    (got - numerical).abs() < 1e-6,
+                    "x[{n}, {i}]: {got} vs {numerical}"
+                );
+            }
+        }
+    }
+    // Batch norm backpropagates its training-mode pass, not inference: no answer.
+    let mut bn = MultiLayerNet::new("12-7-4".parse().unwrap());
+    bn.batch_norm = true;
+    let x = standard_normal::<f64>(&[2, 12], 3);
+    assert!(
+        bn.build::<f64>(1)
+            .score_gradient(x.view(), &[0, 1])
+            .is_none()
+    );
+}

@@ -274,6 +274,42 @@ impl<A: NdFloat> Sequential<A> {
         loss
     }
 
+    /// `∂yₙ,c/∂xₙ`, the gradient of each example's score for class `c = classes[n]` with
+    /// respect to its input, by backpropagation from `dout = 1` at that score (a saliency map:
+    /// which pixels would raise the class most). `None` for a net with batch norm or dropout,
+    /// whose backward pass follows the training-mode forward pass, which is not their
+    /// inference. Leaves this pass's parameter gradients in the layers.
+    ///
+    /// # Panics
+    /// When `x` does not fit the net, or a class is out of range.
+    #[track_caller]
+    pub fn score_gradient(&mut self, x: ArrayViewD<'_, A>, classes: &[usize]) -> Option<ArrayD<A>> {
+        if self
+            .layers
+            .iter()
+            .any(|e| matches!(e.layer.kind(), "BatchNorm" | "Dropout"))
+        {
+            return None;
+        }
+        // Without batch norm and dropout a training-mode pass computes the inference, and
+        // keeps what backward needs; it counts no training pass.
+        let (position, shape) = (self.position, x.shape().to_vec());
+        let scores = self.predict(x, Mode::Train);
+        self.position = position;
+        let mut dout = Array2::zeros(scores.raw_dim());
+        for (mut row, &class) in dout.rows_mut().into_iter().zip(classes) {
+            row[class] = A::one();
+        }
+        let mut dout = dout.into_dyn();
+        for entry in self.layers.iter_mut().rev() {
+            dout = entry.layer.backward(dout);
+        }
+        Some(
+            dout.into_shape_with_order(shape)
+                .expect("∂y/∂x has as many elements as x"),
+        )
+    }
+
     /// Adds weight decay's `λWₖ` to each `∂L/∂Wₖ`.
     pub(crate) fn add_decay_gradient(&mut self) {
         if self.weight_decay != 0.0 {

@@ -14,6 +14,7 @@ mod export;
 mod gradcheck;
 mod grid;
 mod predict;
+mod serve;
 mod train;
 mod visualize;
 mod workloads;
@@ -58,6 +59,9 @@ enum Command {
     Misclassified(visualize::MisclassifiedArgs),
     /// Chapter 6's experiments: optimizers, initial weights, batch norm, overfitting, search.
     Experiment(experiment::Args),
+    /// The lab: a local web page that shows backpropagation happen (the apple graphs stepped
+    /// node by node; a digit drawn, classified and explained), and its JSON API.
+    Serve(serve::Args),
     /// Time the benchmark workloads W1–W4: the book's run, its steps, a wide MLP, SimpleConvNet.
     ///
     /// Data: Fashion-MNIST by default (or --dataset / --data-dir), images as pixel/255 in
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::VisualizeFilters(args) => visualize::filters(&args),
         Command::Misclassified(args) => visualize::misclassified(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     let result = backprop::machinery::parallel::on_thread_pool(run);
     match result {

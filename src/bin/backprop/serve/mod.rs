@@ -1,0 +1,120 @@
+//! `backprop serve`: the lab, a local web server whose pages show backpropagation happen
+//! (the apple graphs of §5.4 stepped node by node; a digit drawn, classified and explained),
+//! over a small JSON API that scripts can use too (`api.rs`). Every page and asset is built
+//! into the binary (`page/`): it works offline.
+
+mod api;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use backprop::Error;
+use backprop::data::Sampling;
+use backprop::io::{LoadOptions, ModelInfo};
+use backprop::net::{Activation, Architecture, MultiLayerNet, NetSpec, Sequential};
+use backprop::optim::Sgd;
+use backprop::train::{TrainConfig, Trainer, model_info};
+
+/// Flags of `backprop serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model the pages use (a model or checkpoint of `backprop train`, the book's .pkl);
+    /// default: the book's 784-50-10 net, trained at start for 2,000 iterations (seconds).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// The hidden activation of a fully connected net whose file does not name it.
+    #[arg(long)]
+    activation: Option<Activation>,
+    /// Where to listen. Loopback only by default; another address lets anyone who can reach
+    /// it use the lab.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    addr: SocketAddr,
+    /// Threads answering requests.
+    #[arg(long, default_value_t = 4, value_parser = super::at_least_one)]
+    workers: usize,
+}
+
+/// What every request may use: the net (each worker answers with its own copy) and what it
+/// takes.
+#[derive(Debug)]
+pub struct Lab {
+    net: Sequential<f32>,
+    info: ModelInfo,
+    /// The image shape the net takes.
+    shape: (usize, usize),
+}
+
+pub fn run(args: &Args) -> super::Outcome {
+    let (net, info) = match &args.model {
+        Some(path) => {
+            let options = LoadOptions {
+                activation: args.activation,
+                ..LoadOptions::default()
+            };
+            super::load_model_saying(path, options)?
+        }
+        None => book_net()?,
+    };
+    let shape = image_shape(&info)
+        .ok_or_else(|| Error::Invalid(format!("the net {} does not take images", info.net)))?;
+    let lab = Arc::new(Lab { net, info, shape });
+    let server = tiny_http::Server::http(args.addr)
+        .map_err(|e| Error::Invalid(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::Invalid("the server has no IP address".into()))?;
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {addr}: anyone who can reach this address can use the lab"
+        );
+    }
+    println!("backprop lab at http://{addr}/ (Ctrl-C stops it)");
+    let server = Arc::new(server);
+    let workers: Vec<_> = (0..args.workers)
+        .map(|_| {
+            let (server, lab) = (server.clone(), lab.clone());
+            std::thread::spawn(move || {
+                let mut net = lab.net.clone();
+                while let Ok(request) = server.recv() {
+                    api::answer(request, &lab, &mut net);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The image shape a net takes: from its file, else the square of its inputs.
+fn image_shape(info: &ModelInfo) -> Option<(usize, usize)> {
+    let inputs = info.net.inputs();
+    let (rows, cols) = info.input_shape.unwrap_or_else(|| {
+        let side = (inputs as f64).sqrt().round() as usize;
+        (side, side)
+    });
+    (rows.checked_mul(cols) == Some(inputs)).then_some((rows, cols))
+}
+
+/// The book's net (784-50-10, ReLU, SGD 0.1, batch 100) trained on the built-in MNIST for
+/// 2,000 iterations, seed 0: what the pages show when no model is given.
+fn book_net() -> Result<(Sequential<f32>, ModelInfo), Error> {
+    const ITERS: usize = 2_000;
+    eprintln!("no --model: training the book's 784-50-10 net for {ITERS} iterations on MNIST");
+    let data = backprop::data::load(None, None)?;
+    let arch = Architecture::Mlp(MultiLayerNet::new(NetSpec::book()));
+    let config = TrainConfig {
+        iters: ITERS,
+        eval_every: None,
+        sampling: Sampling::WithReplacement,
+        ..TrainConfig::book(data.train.len())
+    };
+    let mut trainer = Trainer::new(arch.build(0)?, Sgd::new(0.1), &data, config)?;
+    trainer.run(|_| {})?;
+    let info = model_info(&arch, &data);
+    Ok((trainer.net, info))
+}
