@@ -155,7 +155,7 @@ fn body(request: &mut Request) -> Result<(Vec<u8>, Option<String>), Refusal> {
 /// `GET /api/model`.
 fn model(lab: &Lab, net: &Sequential<f32>) -> Value {
     json!({
-        "net": lab.info.net.to_string(),
+        "net": lab.info.net.layout(),
         "layers": net.layer_names(),
         "classes": lab.info.class_names,
         "image": [lab.shape.0, lab.shape.1],
