@@ -209,17 +209,28 @@ fn rank_pid(rank: usize, marker: &str) -> u32 {
         .unwrap_or_else(|| panic!("no process of rank {rank} for {marker}"))
 }
 
-/// Waits for the paused job to end, failing if it has not ended after `limit`: the guard
-/// against a hang, far above the moment it takes.
-fn ended_within(mut job: Paused, limit: Duration) -> (std::process::ExitStatus, Vec<String>) {
+/// What `finish` gives, failing if it has not come after 120 s: the guard against a job
+/// that hangs instead of ending, far above the moment an ending takes.
+fn ended<T: Send + 'static>(finish: impl FnOnce() -> T + Send + 'static) -> T {
     let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        let status = job.finish();
-        let _ = send.send((status, job.said));
-    });
+    std::thread::spawn(move || send.send(finish()));
     receive
-        .recv_timeout(limit)
-        .expect("the job ended after a rank died instead of hanging")
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the job ended instead of hanging")
+}
+
+/// A job of two "nodes", each rank in its own folder with the same relative `--data-dir`:
+/// rank 0 in `dir/a`, rank 1 in `dir/b`. Rank 0 trains into `dir/run`.
+fn two_nodes(dir: &Path) -> Command {
+    let wdir = |node: &str| dir.join(node).to_str().unwrap().to_string();
+    let mut mpmd = mpirun_here();
+    mpmd.args(["-np", "1", "-wdir", &wdir("a"), BACKPROP, "train"])
+        .args(["--data-dir", "data", "--batch", "10", "--shards", "2"])
+        .args(["--iters", "5", "--quiet", "--out"])
+        .arg(dir.join("run"))
+        // mpirun's syntax for a second program: rank 1, in the other folder.
+        .args([":", "-np", "1", "-wdir", &wdir("b"), BACKPROP, "train"]);
+    mpmd
 }
 
 const LONG_RUN: [&str; 10] = [
@@ -249,7 +260,7 @@ fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_other_ranks() {
     let pid = rank_pid(1, out);
     // SAFETY: a signal to a process this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
-    let (status, said) = ended_within(job, Duration::from_secs(120));
+    let (status, said) = ended(move || (job.finish(), job.said));
     assert!(!status.success());
     let said = said.join("\n");
     assert!(
@@ -285,7 +296,7 @@ fn a_panicking_rank_aborts_the_job_naming_it() {
     job.until(|moment| moment == "iter 5")
         .expect("rank 0 reaches iteration 5");
     job.panic_here();
-    let (status, said) = ended_within(job, Duration::from_secs(120));
+    let (status, said) = ended(move || (job.finish(), job.said));
     assert!(!status.success());
     let said = said.join("\n");
     assert!(
@@ -322,25 +333,7 @@ fn ranks_that_read_other_data_are_refused() {
     write_data(&dir.path().join("a/data"), 0);
     write_data(&dir.path().join("b/data"), 1);
     let out = dir.path().join("run");
-    let wdir = |node: &str| dir.path().join(node).to_str().unwrap().to_string();
-    let mut mpmd = mpirun_here();
-    mpmd.args([
-        "-np",
-        "1",
-        "-wdir",
-        &wdir("a"),
-        BACKPROP,
-        "train",
-        "--data-dir",
-        "data",
-    ])
-    .args([
-        "--batch", "10", "--shards", "2", "--iters", "5", "--quiet", "--out",
-    ])
-    .arg(&out)
-    // mpirun's syntax for a second program: rank 1, in the other folder.
-    .args([":", "-np", "1", "-wdir", &wdir("b"), BACKPROP, "train"]);
-    let job = run(mpmd);
+    let job = run(two_nodes(dir.path()));
     assert!(!job.status.success());
     let said = stderr(&job);
     let line = "error: the training images of rank 1 differ from rank 0's";
@@ -369,11 +362,7 @@ fn an_error_of_rank_0_alone_ends_the_job_naming_it() {
         .arg(BACKPROP)
         .args(&args)
         .args([":", "-np", "1", BACKPROP, "train"]);
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || send.send(limited.output().unwrap()));
-    let ended = receive
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the job ended instead of hanging");
+    let ended = ended(move || run(limited));
     assert!(!ended.status.success());
     let said = stderr(&ended);
     let line = format!(
@@ -390,28 +379,8 @@ fn a_rank_that_cannot_read_the_data_aborts_the_job_naming_itself() {
     write_data(&dir.path().join("a/data"), 0);
     std::fs::create_dir_all(dir.path().join("b")).unwrap();
     let out = dir.path().join("run");
-    let wdir = |node: &str| dir.path().join(node).to_str().unwrap().to_string();
-    let mut mpmd = mpirun_here();
-    mpmd.args([
-        "-np",
-        "1",
-        "-wdir",
-        &wdir("a"),
-        BACKPROP,
-        "train",
-        "--data-dir",
-        "data",
-    ])
-    .args([
-        "--batch", "10", "--shards", "2", "--iters", "5", "--quiet", "--out",
-    ])
-    .arg(&out)
-    .args([":", "-np", "1", "-wdir", &wdir("b"), BACKPROP, "train"]);
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || send.send(run(mpmd)));
-    let job = receive
-        .recv_timeout(Duration::from_secs(120))
-        .expect("the job ended instead of hanging");
+    let command = two_nodes(dir.path());
+    let job = ended(move || run(command));
     assert!(!job.status.success());
     let said = stderr(&job);
     assert!(

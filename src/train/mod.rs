@@ -225,13 +225,13 @@ impl<'d, A: NdFloat + bytemuck::Pod, O: Optimizer<A>> Trainer<'d, A, O> {
 
     /// Spreads each batch's shards over `ranks`, processes that each hold this same trainer
     /// (as a checkpoint of one makes it) and run the same iterations: the same bits as on one
-    /// process, for any number of ranks that divides the shard count. Every rank but
-    /// `reports` leaves out the evaluations, which only that one prints and saves.
+    /// process, for any number of ranks that divides the shard count. Every rank but 0 leaves
+    /// out the evaluations, which rank 0 alone prints and saves.
     ///
     /// # Errors
     /// When the number of ranks does not divide the shard count, naming those that do.
-    pub fn spread_over(&mut self, ranks: std::sync::Arc<dyn Ranks>, reports: usize) -> Result<()> {
-        self.evaluates = ranks.rank() == reports;
+    pub fn spread_over(&mut self, ranks: std::sync::Arc<dyn Ranks>) -> Result<()> {
+        self.evaluates = ranks.rank() == 0;
         self.shards.spread_over(ranks)
     }
 

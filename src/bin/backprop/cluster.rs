@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use std::hash::Hasher;
 
@@ -160,26 +160,26 @@ pub fn abort(member: &Member, line: &str) -> ! {
 struct MpiRanks {
     rank: usize,
     count: usize,
+    /// MPI's counts and displacements of the blocks sent and received, kept from step to
+    /// step (a step allocates nothing for them after the first).
+    blocks: Mutex<[Vec<Count>; 4]>,
 }
 
-impl MpiRanks {
-    /// MPI's counts and displacements of blocks of `counts` bytes back to back.
-    fn partition(counts: &[usize]) -> (Vec<Count>, Vec<Count>) {
-        let fit = |n: usize| {
-            Count::try_from(n).unwrap_or_else(|_| {
-                panic!("{n} bytes in one MPI message: more than MPI's 2 GiB; use more ranks")
-            })
-        };
-        let mut at = 0;
-        let displs = counts
-            .iter()
-            .map(|&c| {
-                let here = fit(at);
-                at += c;
-                here
-            })
-            .collect();
-        (counts.iter().map(|&c| fit(c)).collect(), displs)
+/// Fills `counts` and `displs` with MPI's counts and displacements of blocks of `bytes`
+/// bytes back to back.
+fn partition(bytes: &[usize], counts: &mut Vec<Count>, displs: &mut Vec<Count>) {
+    let fit = |n: usize| {
+        Count::try_from(n).unwrap_or_else(|_| {
+            panic!("{n} bytes in one MPI message: more than MPI's 2 GiB; use more ranks")
+        })
+    };
+    counts.clear();
+    displs.clear();
+    let mut at = 0;
+    for &b in bytes {
+        counts.push(fit(b));
+        displs.push(fit(at));
+        at += b;
     }
 }
 
@@ -199,18 +199,22 @@ impl Ranks for MpiRanks {
         recv: &mut [u8],
         recv_counts: &[usize],
     ) {
-        let (sc, sd) = Self::partition(send_counts);
-        let (rc, rd) = Self::partition(recv_counts);
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let [sc, sd, rc, rd] = &mut *blocks;
+        partition(send_counts, sc, sd);
+        partition(recv_counts, rc, rd);
         SimpleCommunicator::world().all_to_all_varcount_into(
-            &Partition::new(send, sc, sd),
-            &mut PartitionMut::new(recv, rc, rd),
+            &Partition::new(send, &sc[..], &sd[..]),
+            &mut PartitionMut::new(recv, &rc[..], &rd[..]),
         );
     }
 
     fn all_gather(&self, mine: &[u8], all: &mut [u8], counts: &[usize]) {
-        let (c, d) = Self::partition(counts);
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        let [c, d, _, _] = &mut *blocks;
+        partition(counts, c, d);
         SimpleCommunicator::world()
-            .all_gather_varcount_into(mine, &mut PartitionMut::new(all, c, d));
+            .all_gather_varcount_into(mine, &mut PartitionMut::new(all, &c[..], &d[..]));
     }
 }
 
@@ -219,6 +223,7 @@ pub fn ranks(member: &Member) -> Arc<dyn Ranks> {
     Arc::new(MpiRanks {
         rank: member.rank,
         count: member.size,
+        blocks: Mutex::default(),
     })
 }
 

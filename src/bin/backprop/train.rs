@@ -178,7 +178,7 @@ pub fn run(args: &Args) -> super::Outcome {
     // Whether the ranks divide the shards, before the output folder is touched.
     #[cfg(feature = "mpi")]
     if let Some(member) = super::cluster::member() {
-        before_start(trainer.spread_over(super::cluster::ranks(member), 0))?;
+        before_start(trainer.spread_over(super::cluster::ranks(member)))?;
     }
     before_start(prepare_out_dir(&out))?;
     let mut log = before_start(Log::open(args.log.as_deref(), args.resume.is_some()))?;
@@ -303,7 +303,7 @@ fn follow(member: &super::cluster::Member) -> super::Outcome {
         let data = load_data(&settings)?;
         let optimizer = settings.optimizer.build::<f32>();
         let mut trainer = Trainer::resume(file, path, optimizer, &data)?;
-        trainer.spread_over(super::cluster::ranks(member), 0)?;
+        trainer.spread_over(super::cluster::ranks(member))?;
         if super::cluster::check_same_data(member, &data).is_err() {
             return Ok(ExitCode::FAILURE);
         }

@@ -19,9 +19,11 @@ document.querySelectorAll("nav button").forEach((button) => {
   });
 });
 
+let modelImage = [28, 28]; // the image shape the net takes, as /api/model says
 api("/api/model").then((m) => {
   const accuracy = m.test_accuracy == null ? "" : `, test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
   $("model").textContent = `model: ${m.net}${accuracy}`;
+  modelImage = m.image;
 });
 
 // ---- the apple graph (§5.4) ----
@@ -186,9 +188,6 @@ function paint(canvas, size, color) {
   big.clearRect(0, 0, canvas.width, canvas.height);
   big.drawImage(small, 0, 0, canvas.width, canvas.height);
 }
-
-let modelImage = [28, 28];
-api("/api/model").then((m) => { modelImage = m.image; });
 
 async function classify() {
   const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
