@@ -252,17 +252,33 @@ pub fn check_net<A: NdFloat>(
     x: ArrayViewD<'_, A>,
     t: &Targets<A>,
 ) -> GradCheck {
+    check_net_side_by_side(net, x, t).0
+}
+
+/// The two gradients of a parameter, `(backprop, numerical)`.
+pub type GradientPair<A> = (ArrayD<A>, ArrayD<A>);
+
+/// [`check_net`] with the two gradients compared, one [`GradientPair`] per entry: what the
+/// lab shows side by side.
+pub fn check_net_side_by_side<A: NdFloat>(
+    net: &mut Sequential<A>,
+    x: ArrayViewD<'_, A>,
+    t: &Targets<A>,
+) -> (GradCheck, Vec<GradientPair<A>>) {
     let passes = net.training_passes();
     let (numeric, kinks) = numerical_gradient_watching(net, x.view(), t);
     net.set_training_passes(passes);
     net.gradient(x, t);
-    let entries = net
+    let (entries, sides) = net
         .grads()
         .into_iter()
-        .zip(&numeric)
-        .map(|((name, analytic), (_, n))| (name, Comparison::of(analytic.view(), n.view())))
-        .collect();
-    GradCheck { entries, kinks }
+        .zip(numeric)
+        .map(|((name, analytic), (_, n))| {
+            let comparison = Comparison::of(analytic.view(), n.view());
+            ((name, comparison), (analytic, n))
+        })
+        .unzip();
+    (GradCheck { entries, kinks }, sides)
 }
 
 /// Numerical gradients plus, per layer with branches, the units that switched branch.

@@ -26,7 +26,7 @@ pub use conv::{DeepConvNet, SimpleConvNet};
 pub use init::Init;
 pub use multi_layer::{Activation, MultiLayerNet};
 pub use ranks::{Ranks, StepTimes};
-pub use sequential::{NamedParam, Sequential};
+pub use sequential::{LayerTrace, NamedParam, Sequential, Trace};
 pub use shards::{FEWEST_EXAMPLES, LEAST_REUSE, LEAST_WORK, MOST_SHARDS, Shards};
 pub use spec::NetSpec;
 pub use two_layer::TwoLayerNet;

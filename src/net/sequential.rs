@@ -8,6 +8,10 @@ use crate::functions::{Targets, argmax};
 use crate::gradient::GradCheck;
 use crate::layers::{BatchPosition, Layer, Mode, Param, SoftmaxWithLoss};
 
+mod trace;
+
+pub use trace::{LayerTrace, Trace};
+
 /// A parameter with its net-wide name (`W1`, `b1`, …) and its gradient.
 #[derive(Debug)]
 pub struct NamedParam<'a, A> {
@@ -167,6 +171,17 @@ impl<A: NdFloat> Sequential<A> {
     /// When `x` does not fit the first layer, or the last layer's output is not `(N, C)`.
     #[track_caller]
     pub fn predict(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Array2<A> {
+        self.forward_observed(x, mode, &mut |_, _| {})
+    }
+
+    /// [`predict`](Self::predict), handing each layer's index and output to `observe`.
+    #[track_caller]
+    fn forward_observed(
+        &mut self,
+        x: ArrayViewD<'_, A>,
+        mode: Mode,
+        observe: &mut dyn FnMut(usize, &ArrayD<A>),
+    ) -> Array2<A> {
         if mode == Mode::Train {
             for entry in &mut self.layers {
                 entry.layer.set_position(self.position);
@@ -177,25 +192,24 @@ impl<A: NdFloat> Sequential<A> {
                 first_example: 0,
             };
         }
+        let entry_shape = self.entry_shape(&x);
         let mut layers = self.layers.iter_mut();
-        let mut h = match (layers.next(), &self.input_shape) {
+        let mut h = match (layers.next(), entry_shape) {
             (None, _) => x.to_owned(),
-            (Some(first), Some(shape))
-                if x.ndim() == 2 && x.shape()[1] == shape.iter().product::<usize>() =>
-            {
-                let mut full = vec![x.shape()[0]];
-                full.extend(shape);
+            (Some(first), Some(shape)) => {
                 let x = x
                     .as_standard_layout()
                     .into_owned()
-                    .into_shape_with_order(full)
+                    .into_shape_with_order(shape)
                     .expect("a standard-layout copy reshapes");
                 first.layer.forward(x, mode)
             }
-            (Some(first), _) => first.layer.forward_input(x, mode),
+            (Some(first), None) => first.layer.forward_input(x, mode),
         };
-        for entry in layers {
+        observe(0, &h);
+        for (i, entry) in layers.enumerate() {
             h = entry.layer.forward(h, mode);
+            observe(i + 1, &h);
         }
         assert!(
             h.ndim() == 2,
@@ -203,6 +217,28 @@ impl<A: NdFloat> Sequential<A> {
             h.shape()
         );
         h.into_dimensionality::<Ix2>().expect("two axes")
+    }
+
+    /// The shape `(N, C, H, W)` a flat batch `(N, C·H·W)` takes on entry to a net with an
+    /// input shape; `None` when `x` enters as it is.
+    fn entry_shape(&self, x: &ArrayViewD<'_, A>) -> Option<Vec<usize>> {
+        let shape = self.input_shape.as_ref()?;
+        (x.ndim() == 2 && x.shape()[1] == shape.iter().product::<usize>()).then(|| {
+            let mut full = vec![x.shape()[0]];
+            full.extend(shape);
+            full
+        })
+    }
+
+    /// Each layer's output for the batch `x`, in forward order.
+    ///
+    /// # Panics
+    /// As [`predict`](Self::predict).
+    #[track_caller]
+    pub fn activations(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> Vec<ArrayD<A>> {
+        let mut outputs = Vec::with_capacity(self.layers.len());
+        self.forward_observed(x, mode, &mut |_, h| outputs.push(h.clone()));
+        outputs
     }
 
     /// The mean loss of the batch: `predict` then softmax-with-loss, plus `½λ Σₖ ‖Wₖ‖²` with

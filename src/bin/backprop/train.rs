@@ -163,18 +163,7 @@ pub fn run(args: &Args) -> super::Outcome {
     }
     let (settings, out, data, start) = before_start(input(args))?;
     let data = &data;
-    let optimizer = settings.optimizer.build::<f32>();
-    let mut trainer = before_start(match start {
-        Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data),
-        Start::Fresh => settings.net.build::<f32>(args.seed).and_then(|net| {
-            let config = config_from(args, data, &net);
-            Trainer::new(net, optimizer, data, config)
-        }),
-        Start::From(net) => {
-            let config = config_from(args, data, &net);
-            Trainer::new(*net, optimizer, data, config)
-        }
-    })?;
+    let mut trainer = before_start(trainer(args, data, &settings, start))?;
     // Whether the ranks divide the shards, before the output folder is touched.
     #[cfg(feature = "mpi")]
     if let Some(member) = super::cluster::member() {
@@ -413,8 +402,30 @@ impl Log {
     }
 }
 
+/// The trainer of a run: `settings`' optimizer and the net `start` gives, on `data`, with
+/// the schedule of the flags (or, resuming, of the checkpoint).
+pub fn trainer<'d>(
+    args: &Args,
+    data: &'d Dataset,
+    settings: &RunSettings,
+    start: Start,
+) -> Result<Trainer<'d, f32, Box<dyn Optimizer<f32>>>, Error> {
+    let optimizer = settings.optimizer.build::<f32>();
+    match start {
+        Start::Resume(file, path) => Trainer::resume(file, &path, optimizer, data),
+        Start::Fresh => settings.net.build::<f32>(args.seed).and_then(|net| {
+            let config = config_from(args, data, &net);
+            Trainer::new(net, optimizer, data, config)
+        }),
+        Start::From(net) => {
+            let config = config_from(args, data, &net);
+            Trainer::new(*net, optimizer, data, config)
+        }
+    }
+}
+
 /// Where a run's net comes from.
-enum Start {
+pub enum Start {
     /// Drawn from the seed.
     Fresh,
     /// A checkpoint to continue.
@@ -427,6 +438,13 @@ type Input = (RunSettings, PathBuf, Dataset, Start);
 
 fn fresh_input(args: &Args) -> Result<Input, Error> {
     let data = backprop::data::load(args.dataset, args.data_dir.as_deref())?;
+    let (settings, start) = fresh_settings(args, &data)?;
+    let out = args.out.clone().unwrap_or_else(default_out_dir);
+    Ok((settings, out, data, start))
+}
+
+/// The settings and start of a fresh run on `data` from the flags.
+pub fn fresh_settings(args: &Args, data: &Dataset) -> Result<(RunSettings, Start), Error> {
     let given = match &args.init_from {
         Some(path) => {
             let options = LoadOptions {
@@ -465,7 +483,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
             (Architecture::Mlp(mlp), Start::From(Box::new(net)))
         }
         Some((conv, net)) => (conv, Start::From(Box::new(net))),
-        None => (flag_net(args, recipe.l2, &data)?, Start::Fresh),
+        None => (flag_net(args, recipe.l2, data)?, Start::Fresh),
     };
     let settings = RunSettings {
         net,
@@ -475,8 +493,7 @@ fn fresh_input(args: &Args) -> Result<Input, Error> {
         checkpoint_every: args.checkpoint_every,
         tensorboard: None, // set from --tensorboard by `run`
     };
-    let out = args.out.clone().unwrap_or_else(default_out_dir);
-    Ok((settings, out, data, start))
+    Ok((settings, start))
 }
 
 /// The book's recipe for `kind` with the flags' choices on top.

@@ -5,7 +5,15 @@
 //! | `GET /` | the lab's page (`page/`), its script and style |
 //! | `GET /api/model` | the net: its layers, classes, image shape |
 //! | `GET /api/apple?apple=100&apple_num=2&tax=1.1` | §5.4.1's graph, both passes (`&orange=150&orange_num=3`: §5.4.2's) |
-//! | `POST /api/predict` | JSON `{"pixels": [rows·cols values 0–255]}`, an MNIST-style image (light digit on dark), or a PNG/JPEG picture prepared as `backprop predict` prepares it: the top classes and probabilities, the image the net saw, and `∂score/∂pixel` of the top class |
+//! | `POST /api/predict` | JSON `{"pixels": [rows·cols values 0–255]}`, an MNIST-style image (light digit on dark), or a PNG/JPEG picture prepared as `backprop predict` prepares it: the top classes and probabilities, the image the net saw, and `∂score/∂pixel` of the top class; `?layers` adds each layer's output |
+//! | `GET /api/image?index=i` | test image `i` of the lab's data and its label |
+//! | `POST /api/trace` | `{"image": i}` or `{"pixels": [...], "label": c}` (`"fresh": seed` for a fresh TwoLayerNet): every layer's input, output, arriving and leaving derivative, parameter gradients and formula |
+//! | `GET /api/gradcheck?net=…&seed=…&weight_init_std=…&images=…` | `backprop gradcheck` with those flags: per parameter the book's mean \|backprop − numerical\|, the largest elements of both, the ReLU kinks crossed |
+//! | `POST /api/train` | starts a run from `{"flag": value}`, flags of `backprop train` (`net`, `lr`, `iters`, …) |
+//! | `GET /api/train` | the run's number and status |
+//! | `GET /api/train/events` | the run as server-sent events: `start`, `loss`, `eval`, `weights`, `status` |
+//! | `GET /api/train/weights.png` | the first layer's weights, the latest picture |
+//! | `POST /api/train/pause`, `resume`, `stop` | controls the run |
 //!
 //! A request that cannot be answered gets a 4xx status and `{"error": "one line"}`.
 
@@ -20,7 +28,8 @@ use ndarray::Array2;
 use serde_json::{Value, json};
 use tiny_http::{Header, Method, Request, Response};
 
-use super::Lab;
+use super::{Lab, explain, live};
+use std::sync::Arc;
 
 /// The page and its assets, built into the binary.
 const PAGES: [(&str, &str, &str); 3] = [
@@ -49,12 +58,12 @@ const TOP: usize = 3;
 
 /// A request that cannot be answered: its status and why, in one line.
 #[derive(Debug)]
-struct Refusal {
+pub struct Refusal {
     status: u16,
     reason: String,
 }
 
-fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
+pub fn refuse(status: u16, reason: impl Into<String>) -> Refusal {
     Refusal {
         status,
         reason: reason.into(),
@@ -65,10 +74,16 @@ type Reply = Result<Response<std::io::Cursor<Vec<u8>>>, Refusal>;
 
 /// Answers `request` with `net`, this worker's copy of the lab's net. A client that has gone
 /// away costs nothing: its answer is dropped.
-pub fn answer(mut request: Request, lab: &Lab, net: &mut Sequential<f32>) {
+pub fn answer(mut request: Request, lab: &Arc<Lab>, net: &mut Sequential<f32>) {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let method = request.method().clone();
+    if (&method, path) == (&Method::Get, "/api/train/events") {
+        // A stream for as long as the page follows: a thread of its own, not a worker.
+        let lab = lab.clone();
+        std::thread::spawn(move || live::follow(request, &lab));
+        return;
+    }
     let page = PAGES.into_iter().find(|(at, _, _)| *at == path);
     let reply = match (&method, page) {
         (Method::Get | Method::Head, Some((_, kind, text))) => {
@@ -88,24 +103,91 @@ fn route(
     path: &str,
     query: &str,
     request: &mut Request,
-    lab: &Lab,
+    lab: &Arc<Lab>,
     net: &mut Sequential<f32>,
 ) -> Reply {
     match (method, path) {
         (Method::Get, "/api/model") => Ok(json_reply(&model(lab, net))),
         (Method::Get, "/api/apple") => apple(query).map(|graph| json_reply(&graph)),
         (Method::Post, "/api/predict") => body(request)
-            .and_then(|(bytes, kind)| predict(lab, net, &bytes, kind.as_deref()))
+            .and_then(|(bytes, kind)| predict(lab, net, &bytes, kind.as_deref(), query))
             .map(|answer| json_reply(&answer)),
-        (_, "/api/model" | "/api/apple" | "/api/predict") => Err(refuse(
+        (Method::Get, "/api/image") => explain::image(&lab.data, query).map(|v| json_reply(&v)),
+        (Method::Post, "/api/trace") => body(request)
+            .and_then(|(bytes, _)| {
+                explain::trace(net, &lab.data, &bytes, |values| {
+                    checked_pixels(values, lab.shape.0 * lab.shape.1)
+                })
+            })
+            .map(|v| json_reply(&v)),
+        (Method::Get, "/api/gradcheck") => {
+            explain::gradcheck(&lab.data, query).map(|v| json_reply(&v))
+        }
+        (Method::Get, "/api/train") => Ok(json_reply(&lab.live.summary())),
+        (Method::Post, "/api/train") => body(request)
+            .and_then(|(bytes, _)| live::start(lab, &bytes))
+            .map(|v| json_reply(&v)),
+        (Method::Post, "/api/train/pause" | "/api/train/resume" | "/api/train/stop") => {
+            let action = path.rsplit('/').next().unwrap_or_default();
+            lab.live.control(action).map(|v| json_reply(&v))
+        }
+        (Method::Get, "/api/train/weights.png") => match lab.live.weights() {
+            Some(png) => Ok(with_type(Response::from_data(png.to_vec()), "image/png")),
+            None => Err(refuse(404, "no run has drawn its weights yet: start one")),
+        },
+        (
+            _,
+            "/api/model"
+            | "/api/apple"
+            | "/api/image"
+            | "/api/gradcheck"
+            | "/api/train/events"
+            | "/api/train/weights.png",
+        ) => Err(refuse(
             405,
-            format!("{method} is not allowed on {path}: /api/predict takes POST, the others GET"),
+            format!("{method} is not allowed on {path}: it takes GET"),
+        )),
+        (
+            _,
+            "/api/predict" | "/api/trace" | "/api/train/pause" | "/api/train/resume"
+            | "/api/train/stop",
+        ) => Err(refuse(
+            405,
+            format!("{method} is not allowed on {path}: it takes POST"),
+        )),
+        (_, "/api/train") => Err(refuse(
+            405,
+            format!("{method} is not allowed on {path}: GET reads the run, POST starts one"),
         )),
         _ => Err(refuse(
             404,
             format!("no page or API at {path}: the lab is at /, its API under /api/"),
         )),
     }
+}
+
+/// A query `a=1&b=x` as the flags `--a 1 --b x` (`_` read as `-`; a key without a value
+/// is a switch).
+pub fn query_flags(query: &str) -> Result<Vec<String>, Refusal> {
+    let mut flags = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .map_or((pair, None), |(k, v)| (k, Some(v)));
+        if key.is_empty() || key.starts_with('-') {
+            return Err(refuse(400, format!("{pair:?} is not a setting")));
+        }
+        flags.push(format!("--{}", key.replace('_', "-")));
+        flags.extend(value.map(str::to_string));
+    }
+    Ok(flags)
+}
+
+/// The first line of a flag error, without clap's `error: `.
+pub fn clap_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
 }
 
 #[allow(
@@ -117,7 +199,7 @@ fn with_type<R: Read>(response: Response<R>, kind: &str) -> Response<R> {
     response.with_header(header)
 }
 
-fn json_reply(value: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+pub fn json_reply(value: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
     with_type(
         Response::from_data(value.to_string().into_bytes()),
         "application/json",
@@ -210,6 +292,7 @@ fn predict(
     net: &mut Sequential<f32>,
     body: &[u8],
     kind: Option<&str>,
+    query: &str,
 ) -> Result<Value, Refusal> {
     let (rows, cols) = lab.shape;
     let pixels: Vec<u8> = match kind.map(|k| k.split(';').next().unwrap_or(k).trim()) {
@@ -245,13 +328,17 @@ fn predict(
             let scale = if most > 0.0 { 1.0 / most } else { 0.0 };
             gradient.iter().map(|g| g * scale).collect::<Vec<f32>>()
         });
-    Ok(json!({
+    let mut answer = json!({
         "top": top,
         "probabilities": probabilities.iter().collect::<Vec<_>>(),
         "pixels": pixels,
         "saliency": saliency,
         "saliency_of": lab.info.class_names[best],
-    }))
+    });
+    if query.split('&').any(|p| p == "layers") {
+        answer["layers"] = explain::activations(net, x.view().into_dyn());
+    }
+    Ok(answer)
 }
 
 /// `{"pixels": [...]}` with `count` values 0–255.
@@ -267,6 +354,11 @@ fn json_pixels(body: &[u8], count: usize) -> Result<Vec<u8>, Refusal> {
             format!("the body is not {{\"pixels\": [numbers]}}: {e}"),
         )
     })?;
+    checked_pixels(&pixels, count)
+}
+
+/// `count` pixel values 0–255, rounded.
+fn checked_pixels(pixels: &[f64], count: usize) -> Result<Vec<u8>, Refusal> {
     if pixels.len() != count {
         return Err(refuse(
             400,
