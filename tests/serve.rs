@@ -377,6 +377,28 @@ fn a_trace_is_the_librarys_backprop_layer_by_layer() {
     let relu = &trace["layers"][1];
     let on = values(&relu["x"]).iter().filter(|&&x| x > 0.0).count();
     assert_eq!(relu["branches"]["taken"], on, "ReLU's mask is x > 0");
+    // The rules themselves, computed here from what was sent: ReLU passes ∂L/∂y where x > 0,
+    // Affine sends back ∂L/∂Y·Wᵀ.
+    let relu_dx: Vec<f32> = values(&relu["x"])
+        .iter()
+        .zip(values(&relu["dout"]))
+        .map(|(&x, d)| if x > 0.0 { d } else { 0.0 })
+        .collect();
+    assert_eq!(values(&relu["dx"]), relu_dx);
+    let affine = &trace["layers"][2];
+    let w = values(&affine["params"][0]["value"]);
+    let (dout, dx) = (values(&affine["dout"]), values(&affine["dx"]));
+    for (i, &got) in dx.iter().enumerate() {
+        let want: f32 = dout
+            .iter()
+            .enumerate()
+            .map(|(j, d)| d * w[i * dout.len() + j])
+            .sum();
+        assert!(
+            (got - want).abs() <= 1e-6 * want.abs().max(1e-3),
+            "∂L/∂x[{i}]: {got} vs {want}"
+        );
+    }
     assert!(
         relu["formula"][0]
             .as_str()
@@ -479,6 +501,7 @@ fn the_gradient_check_is_backprop_gradchecks() {
         ("net=784-x", 400, "784-x"),
         ("bogus=1", 400, "unexpected argument '--bogus'"),
         ("net=100-10", 422, "100"),
+        ("images=101", 422, "101 images: the lab checks on up to 100"),
     ] {
         let (got, answer) = lab.get(&format!("/api/gradcheck?{query}"));
         assert_eq!(got, status, "{query}: {answer}");
@@ -563,9 +586,25 @@ fn a_run_started_over_http_streams_to_its_followers_and_obeys_pause_resume_and_s
         (r#"{"iters": 5000, "eval-every": 1}"#, "5000 evaluations"),
         (r#"{"net": "784-50-7"}"#, "7"),
         (r#"[1]"#, "not a JSON object"),
+        (r#"{"iters": 2001, "eval-every": 2}"#, "1001 evaluations"),
+        (r#"{"batch-norm": "--beta1=0.5"}"#, "batch-norm"),
     ] {
         let (status, answer) = post("/api/train", body);
         assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(reason),
+            "{answer}"
+        );
+    }
+    for (body, reason) in [
+        (
+            r#"{"net": "784-20000-1000-10"}"#,
+            "parameters; the lab trains up to 10000000",
+        ),
+        (r#"{"iters": 2000000}"#, "2000000 iterations of batch 100"),
+    ] {
+        let (status, answer) = post("/api/train", body);
+        assert_eq!(status, 422, "{body}: {answer}");
         assert!(
             answer["error"].as_str().unwrap().contains(reason),
             "{answer}"

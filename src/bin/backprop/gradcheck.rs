@@ -42,7 +42,7 @@ pub struct Setup {
     weight_init_std: f64,
     /// How many training images, from the first.
     #[arg(long, default_value_t = 3, value_parser = super::at_least_one)]
-    images: usize,
+    pub images: usize,
 }
 
 /// The check, with the two gradients of each parameter `(name, backprop, numerical)`.

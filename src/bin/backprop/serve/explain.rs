@@ -35,6 +35,9 @@ const MOST_VALUES: usize = 1 << 16;
 /// The most parameters a gradient check from the lab may have: each costs two forward passes.
 const MOST_CHECKED: usize = 100_000;
 
+/// The most images a gradient check from the lab takes (each forward pass is over all of them).
+const MOST_CHECKED_IMAGES: usize = 100;
+
 /// The formula of a layer of `kind`: its file's first line and its `text` block.
 pub fn formula(kind: &str) -> Vec<String> {
     let Some((_, source)) = LAYER_FILES.iter().find(|(k, _)| *k == kind) else {
@@ -133,7 +136,12 @@ pub fn trace(
     let x = ArrayD::from_shape_fn(vec![1, pixels.len()], |i| f32::from(pixels[i[1]]) / 255.0);
     let trace = net
         .trace(x.view(), &Targets::Indices(vec![label]))
-        .map_err(|e| refuse(422, e.to_string()))?;
+        .map_err(|_| {
+            refuse(
+                422,
+                "the net has batch norm, which normalises one image to 0 in training mode: trace a fresh TwoLayerNet, or serve a model without batch norm",
+            )
+        })?;
     let layers: Vec<Value> = trace
         .layers
         .iter()
@@ -196,6 +204,9 @@ pub fn image(data: &Dataset, query: &str) -> Result<Value, Refusal> {
 fn test_image(data: &Dataset, index: usize) -> Result<(Vec<u8>, usize), Refusal> {
     let count = data.test.len();
     if index >= count {
+        if count == 0 {
+            return Err(refuse(400, format!("{} has no test images", data.name)));
+        }
         return Err(refuse(
             400,
             format!(
@@ -238,6 +249,15 @@ pub fn gradcheck(data: &Dataset, query: &str) -> Result<Value, Refusal> {
         std::iter::once("gradcheck".to_string()).chain(flags),
     )
     .map_err(|e| refuse(400, super::api::clap_line(&e)))?;
+    if setup.images > MOST_CHECKED_IMAGES {
+        return Err(refuse(
+            422,
+            format!(
+                "{} images: the lab checks on up to {MOST_CHECKED_IMAGES}; run `backprop gradcheck --images {}`",
+                setup.images, setup.images
+            ),
+        ));
+    }
     let params = params_of(&setup.net);
     if params > MOST_CHECKED {
         return Err(refuse(
@@ -308,7 +328,7 @@ mod tests {
     /// Every kind of layer a net can have shows its file's formula: its section of the book,
     /// then its backward rule.
     #[test]
-    fn every_layer_kind_has_its_files_formula() {
+    fn every_layer_kind_has_its_files_formula() -> Result<(), backprop::Error> {
         let mlp = MultiLayerNet {
             sizes: NetSpec::book(),
             activation: Activation::Sigmoid,
@@ -323,7 +343,7 @@ mod tests {
             Architecture::Mlp(MultiLayerNet::new(NetSpec::book())),
             Architecture::SimpleConv(SimpleConvNet::new((1, 28, 28), 10)),
         ] {
-            let net = net.build::<f32>(0).unwrap();
+            let net = net.build::<f32>(0)?;
             kinds.extend(net.layers().map(|(_, layer, _)| layer.kind()));
         }
         kinds.sort_unstable();
@@ -336,5 +356,6 @@ mod tests {
                 "{kind}: {formula:?}"
             );
         }
+        Ok(())
     }
 }

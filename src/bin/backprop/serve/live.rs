@@ -2,12 +2,14 @@
 //! train`, on the lab's data), its losses, accuracies and first-layer weights streamed to every
 //! page that follows it as server-sent events, and paused, resumed or stopped from any of them.
 //!
-//! Memory stays bounded however long a run is and however many follow it: a run keeps at most
-//! [`MOST_POINTS`] loss points (means of consecutive iterations), at most [`MOST_EVALUATIONS`]
-//! evaluations and its latest weight picture; each follower is a thread holding only its place
+//! Memory stays bounded however long a run is and however many follow it: a run has at most
+//! [`MOST_ITERS`] iterations of at most [`MOST_BATCH`] examples on a net of at most
+//! [`MOST_PARAMS`] parameters; it keeps at most [`MOST_POINTS`] loss points (means of
+//! consecutive iterations), [`MOST_EVALUATIONS`] evaluations, [`MOST_CONTROLS`] pauses, resumes
+//! and stops, and its latest weight picture; each follower is a thread holding only its place
 //! in that list, at most [`MOST_FOLLOWERS`] of them. A follower that has gone away is noticed
-//! at the next write (a heartbeat every [`HEARTBEAT`] when nothing happens) and costs nothing
-//! more.
+//! at a write (the second after it left; a heartbeat every [`HEARTBEAT`] when nothing happens)
+//! and costs nothing more. A panic in training fails the run.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -26,6 +28,14 @@ use crate::train;
 pub const MOST_POINTS: usize = 1_000;
 /// The most evaluations a run from the lab may make (each reads both whole splits).
 pub const MOST_EVALUATIONS: usize = 1_000;
+/// The most iterations a run from the lab may have (it keeps 8 bytes of loss per iteration).
+pub const MOST_ITERS: usize = 1_000_000;
+/// The most parameters a net trained from the lab may have.
+pub const MOST_PARAMS: usize = 10_000_000;
+/// The most examples in a lab run's batch.
+pub const MOST_BATCH: usize = 1_000;
+/// The most pauses, resumes and stops a run takes (each is an event every follower gets).
+pub const MOST_CONTROLS: usize = 1_000;
 /// The most pages following at once.
 pub const MOST_FOLLOWERS: usize = 256;
 /// How often a follower is written to when nothing happens, so that one that has gone away is
@@ -104,6 +114,8 @@ struct State {
     /// The latest picture of the first layer's weights (PNG).
     weights: Option<Arc<Vec<u8>>>,
     followers: usize,
+    /// Pauses, resumes and stops of this run so far.
+    controls: usize,
 }
 
 impl Default for Live {
@@ -115,6 +127,7 @@ impl Default for Live {
                 events: Vec::new(),
                 weights: None,
                 followers: 0,
+                controls: 0,
             }),
             changed: Condvar::new(),
         }
@@ -162,6 +175,15 @@ impl Live {
     /// it has finished its iteration and waits.
     pub fn control(&self, action: &str) -> Result<Value, Refusal> {
         let mut state = self.lock();
+        if state.controls >= MOST_CONTROLS {
+            return Err(refuse(
+                429,
+                format!(
+                    "run {} has been paused, resumed or stopped {MOST_CONTROLS} times: stop sending controls",
+                    state.run
+                ),
+            ));
+        }
         let next = match (action, &state.status) {
             ("pause", Status::Running) => Status::Paused,
             ("resume", Status::Paused) => Status::Running,
@@ -173,6 +195,7 @@ impl Live {
                 ));
             }
         };
+        state.controls += 1;
         if next == Status::Paused {
             state.status = next;
         } else {
@@ -204,10 +227,31 @@ pub fn start(lab: &Arc<Lab>, body: &[u8]) -> Result<Value, Refusal> {
     // Checked before the run is announced, so that a bad form gets its 4xx.
     let (settings, start) =
         train::fresh_settings(&args, &lab.data).map_err(|e| refuse(400, e.to_string()))?;
+    let params = settings.net.param_count().unwrap_or(usize::MAX);
+    if params > MOST_PARAMS {
+        return Err(refuse(
+            422,
+            format!(
+                "the net has {params} parameters; the lab trains up to {MOST_PARAMS}: use `backprop train`"
+            ),
+        ));
+    }
     let trainer = train::trainer(&args, &lab.data, &settings, start)
         .map_err(|e| refuse(400, e.to_string()))?;
     let config = *trainer.config();
-    let evaluations = config.eval_every.map_or(0, |every| config.iters / every);
+    if config.iters > MOST_ITERS || config.batch > MOST_BATCH {
+        return Err(refuse(
+            422,
+            format!(
+                "{} iterations of batch {}: the lab's runs have up to {MOST_ITERS} iterations of up to {MOST_BATCH} examples; use `backprop train`",
+                config.iters, config.batch
+            ),
+        ));
+    }
+    // Evaluations after iterations 0, every, 2·every, …
+    let evaluations = config
+        .eval_every
+        .map_or(0, |every| config.iters.div_ceil(every));
     if evaluations > MOST_EVALUATIONS {
         return Err(refuse(
             400,
@@ -232,6 +276,7 @@ pub fn start(lab: &Arc<Lab>, body: &[u8]) -> Result<Value, Refusal> {
         state.run += 1;
         state.events.clear();
         state.weights = None;
+        state.controls = 0;
         let announced = json!({
                 "type": "start",
                 "run": state.run,
@@ -247,12 +292,15 @@ pub fn start(lab: &Arc<Lab>, body: &[u8]) -> Result<Value, Refusal> {
     };
     let lab = lab.clone();
     std::thread::spawn(move || {
-        let outcome = train_run(&lab, &args);
+        // A panic in training fails the run instead of leaving it running for ever.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train_run(&lab, &args)));
         let mut state = lab.live.lock();
         let status = match outcome {
-            Err(e) => Status::Failed(e.to_string()),
-            Ok(()) if state.status == Status::Stopping => Status::Stopped,
-            Ok(()) => Status::Finished,
+            Err(_) => Status::Failed("training panicked (a bug: please report it)".into()),
+            Ok(Err(e)) => Status::Failed(e.to_string()),
+            Ok(Ok(())) if state.status == Status::Stopping => Status::Stopped,
+            Ok(Ok(())) => Status::Finished,
         };
         lab.live.set_status(&mut state, status);
     });
@@ -287,8 +335,9 @@ fn form_args(body: &[u8]) -> Result<train::Args, Refusal> {
             Value::Bool(false) | Value::Null => {}
             Value::Bool(true) => flags.push(format!("--{key}")),
             Value::String(text) if text.is_empty() => {}
-            Value::String(text) => flags.extend([format!("--{key}"), text.clone()]),
-            Value::Number(n) => flags.extend([format!("--{key}"), n.to_string()]),
+            // One argument each: a value is never read as a flag of its own.
+            Value::String(text) => flags.push(format!("--{key}={text}")),
+            Value::Number(n) => flags.push(format!("--{key}={n}")),
             _ => {
                 return Err(refuse(
                     400,

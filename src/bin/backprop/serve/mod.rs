@@ -67,7 +67,16 @@ pub fn run(args: &Args) -> super::Outcome {
             };
             let (net, info) = super::load_model_saying(path, options)?;
             let known = match (args.dataset, &info.dataset) {
-                (None, Some(name)) => name.parse::<Known>().ok(),
+                (None, Some(name)) => match name.parse::<Known>() {
+                    Ok(known) => Some(known),
+                    Err(_) if args.data_dir.is_some() => None,
+                    Err(_) => {
+                        return Err(Error::Invalid(format!(
+                            "{}: the model was trained on {name:?}: give its images with --data-dir",
+                            path.display()
+                        )));
+                    }
+                },
                 (given, _) => given,
             };
             let data = backprop::data::load(known, args.data_dir.as_deref())?;
@@ -108,7 +117,14 @@ pub fn run(args: &Args) -> super::Outcome {
             std::thread::spawn(move || {
                 let mut net = lab.net.clone();
                 while let Ok(request) = server.recv() {
-                    api::answer(request, &lab, &mut net);
+                    // A bug met by one request costs that request (its connection closes),
+                    // not the worker; the net is copied afresh after it.
+                    let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        api::answer(request, &lab, &mut net)
+                    }));
+                    if answered.is_err() {
+                        net = lab.net.clone();
+                    }
                 }
             })
         })

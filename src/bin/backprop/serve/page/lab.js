@@ -313,6 +313,7 @@ async function loadTrace(body) {
   if (form.get("source") === "fresh") body.fresh = Number(form.get("seed"));
   try {
     trace = await api("/api/trace", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    netStep = null; // another net may have another number of nodes
     drawNet();
   } catch (e) {
     $("node").textContent = e.message;
@@ -330,6 +331,7 @@ $("net-drawn").addEventListener("click", () => {
   else $("node").textContent = "Draw a digit in the last view first.";
 });
 $("net-step").addEventListener("click", () => {
+  if (!trace) return;
   netStep = netStep === null || netStep >= netSteps() - 1 ? 0 : netStep + 1;
   drawNet();
 });
@@ -346,6 +348,7 @@ function netView() {
 }
 
 function drawNet() {
+  if (!trace) return;
   const nodes = netNodes();
   const view = netView();
   const svg = $("chain");
@@ -443,7 +446,8 @@ function numbers(node, forward, backward) {
         ? `unit ${j}: ∂L/∂x = ∂L/∂y · y(1 − y) = ${f(dout[j])} · ${f(y[j])} · (1 − ${f(y[j])}) = ${f(dx[j])}`
         : `unit ${j}: y = 1/(1 + exp(−${f(x[j])})) = ${f(y[j])}`;
     case "Affine": {
-      const [n, d] = node.x.shape, m = node.y.shape[1];
+      // X as (N, D): a convolutional net's feature maps enter an Affine layer flattened.
+      const n = node.x.shape[0], d = node.x.shape.slice(1).reduce((a, b) => a * b, 1), m = node.y.shape[1];
       if (!backward) return `Y (${n}×${m}) = X (${n}×${d}) · ${node.params[0].name} (${d}×${m}) + ${node.params[1]?.name ?? "b"} (${m})`;
       const i = x.reduce((best, v, k) => (Math.abs(v) > Math.abs(x[best]) ? k : best), 0);
       const w = node.params[0];
