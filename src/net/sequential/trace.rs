@@ -96,11 +96,15 @@ impl<A: NdFloat> Sequential<A> {
         }
         derivatives.reverse();
 
-        let inputs = std::iter::once(input).chain(outputs.iter().cloned());
+        // Each layer's input is the output of the one before: the first's is the data.
+        let before_last = outputs.len().saturating_sub(1);
+        let inputs: Vec<ArrayD<A>> = std::iter::once(input)
+            .chain(outputs[..before_last].iter().cloned())
+            .collect();
         let layers = self
             .layers
             .iter_mut()
-            .zip(inputs.zip(outputs.iter().cloned()))
+            .zip(inputs.into_iter().zip(outputs))
             .zip(derivatives)
             .map(|((entry, (x, y)), (dout, dx))| {
                 let mut params = Vec::new();

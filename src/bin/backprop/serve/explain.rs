@@ -5,7 +5,7 @@
 use backprop::data::Dataset;
 use backprop::functions::Targets;
 use backprop::layers::Mode;
-use backprop::net::{NetSpec, Sequential, TwoLayerNet};
+use backprop::net::{Architecture, MultiLayerNet, Sequential, TwoLayerNet};
 use ndarray::{ArrayD, ArrayViewD};
 use serde_json::{Value, json};
 
@@ -258,7 +258,9 @@ pub fn gradcheck(data: &Dataset, query: &str) -> Result<Value, Refusal> {
             ),
         ));
     }
-    let params = params_of(&setup.net);
+    let params = Architecture::Mlp(MultiLayerNet::new(setup.net.clone()))
+        .param_count()
+        .unwrap_or(usize::MAX);
     if params > MOST_CHECKED {
         return Err(refuse(
             422,
@@ -275,13 +277,10 @@ pub fn gradcheck(data: &Dataset, query: &str) -> Result<Value, Refusal> {
         .zip(&sides)
         .map(|((name, comparison), (_, backprop, numerical))| {
             // The elements with the largest gradients, where a mistake would show most.
-            let mut order: Vec<usize> = (0..backprop.len()).collect();
-            order.sort_by(|&a, &b| {
-                let magnitude = |i: usize| backprop.as_slice().map_or(0.0, |s| s[i].abs());
-                magnitude(b).total_cmp(&magnitude(a)).then(a.cmp(&b))
-            });
             let flat = |a: &ArrayD<f64>| a.iter().copied().collect::<Vec<f64>>();
             let (b, n) = (flat(backprop), flat(numerical));
+            let mut order: Vec<usize> = (0..b.len()).collect();
+            order.sort_by(|&i, &j| b[j].abs().total_cmp(&b[i].abs()).then(i.cmp(&j)));
             let largest: Vec<Value> = order
                 .iter()
                 .take(8)
@@ -301,14 +300,6 @@ pub fn gradcheck(data: &Dataset, query: &str) -> Result<Value, Refusal> {
         "entries": entries,
         "kinks": report.kinks,
     }))
-}
-
-/// The weights and biases of a fully connected net of `spec`.
-fn params_of(spec: &NetSpec) -> usize {
-    spec.sizes()
-        .windows(2)
-        .map(|w| w[0].saturating_mul(w[1]).saturating_add(w[1]))
-        .fold(0, usize::saturating_add)
 }
 
 /// The multi-index of element `i` of a standard-layout array of `shape`.
