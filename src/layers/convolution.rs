@@ -314,7 +314,8 @@ impl<A: NdFloat> Convolution<A> {
                 matmul(dy_n, col_t.t(), partial, accumulate); // ∂L/∂Wc += ∂L/∂Yₙ·colₙ
                 if let Some(mut dx_n) = dx_n {
                     matmul(wc.t(), dy_n, dcol_t.view_mut(), false); // ∂L/∂colₙᵀ = Wcᵀ·∂L/∂Yₙ
-                    let (dcol_t, dx_n) = (dcol_t.as_slice().expect("fresh"), dx_n.as_slice_mut());
+                    let (dcol_t, dx_n) =
+                        (dcol_t.as_slice_mut().expect("fresh"), dx_n.as_slice_mut());
                     col2im_image(dcol_t, x_n.dim(), window, dx_n.expect("fresh"));
                 }
             },

@@ -19,7 +19,8 @@
 //! among threads; each image's output is written by one thread in a fixed order, so results
 //! do not depend on the thread count. Per image they use the transposed layout
 //! `colᵀ (C·FH·FW, OH·OW)`, in which a window element's values over an output row are read from
-//! one image row: with stride 1, one contiguous copy of up to OW values.
+//! one image row: with stride 1, one contiguous copy of up to OW values, and with the "same"
+//! padding of 3×3 windows (`P = 1`), one copy for all the rows of a window element.
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
 
@@ -143,14 +144,17 @@ pub fn im2col_image<A: NdFloat>(
         x.len() == c * h * w && col_t.len() == c * window.height * window.width * oh * ow,
         "im2col_image: sizes"
     );
-    for_each_run(window, (c, h, w), (oh, ow), |pixel, entry, run| {
-        let (src, dst) = (&x[pixel..], &mut col_t[entry..entry + run]);
+    for_each_block(window, (c, h, w), (oh, ow), |pixel, entry, len, gaps| {
+        let (src, dst) = (&x[pixel..], &mut col_t[entry..entry + len]);
         if window.stride == 1 {
-            dst.copy_from_slice(&src[..run]);
+            dst.copy_from_slice(&src[..len]);
         } else {
             for (d, &v) in dst.iter_mut().zip(src.iter().step_by(window.stride)) {
                 *d = v;
             }
+        }
+        for gap in gaps {
+            zero_few(&mut col_t[gap]);
         }
     });
 }
@@ -178,19 +182,25 @@ pub fn col2im<A: NdFloat>(col: ArrayView2<'_, A>, shape: ImageShape, window: Win
         .collect();
     parallel_each(jobs, work, |(mut image, rows)| {
         let image = image.as_slice_mut().expect("an image of a fresh array");
-        let col_t = rows.t().as_standard_layout().into_owned();
-        col2im_image(col_t.as_slice().expect("fresh"), (c, h, w), window, image);
+        let mut col_t = rows.t().as_standard_layout().into_owned();
+        col2im_image(
+            col_t.as_slice_mut().expect("fresh"),
+            (c, h, w),
+            window,
+            image,
+        );
     });
     img
 }
 
 /// Adds one image's `colᵀ (C·FH·FW, OH·OW)` (the layout of [`im2col_image`]) into
-/// `x (C, H, W)`, as a slice.
+/// `x (C, H, W)`, as a slice. Entries of `col_t` in the padding, which have no pixel, are
+/// set to 0 on the way.
 ///
 /// # Panics
 /// When the slices do not have the sizes the shapes give.
 pub fn col2im_image<A: NdFloat>(
-    col_t: &[A],
+    col_t: &mut [A],
     (c, h, w): (usize, usize, usize),
     window: Window,
     x: &mut [A],
@@ -200,10 +210,13 @@ pub fn col2im_image<A: NdFloat>(
         x.len() == c * h * w && col_t.len() == c * window.height * window.width * oh * ow,
         "col2im_image: sizes"
     );
-    for_each_run(window, (c, h, w), (oh, ow), |pixel, entry, run| {
-        let (dst, src) = (&mut x[pixel..], &col_t[entry..entry + run]);
+    for_each_block(window, (c, h, w), (oh, ow), |pixel, entry, len, gaps| {
+        for gap in gaps {
+            zero_few(&mut col_t[gap]);
+        }
+        let (dst, src) = (&mut x[pixel..], &col_t[entry..entry + len]);
         if window.stride == 1 {
-            for (d, &v) in dst[..run].iter_mut().zip(src) {
+            for (d, &v) in dst[..len].iter_mut().zip(src) {
                 *d += v;
             }
         } else {
@@ -214,14 +227,22 @@ pub fn col2im_image<A: NdFloat>(
     });
 }
 
-/// Calls `f(pixel, entry, run)` for every run of windows that read along one image row: for
-/// window element `(ch, ky, kx)` and output row `oy`, the outputs `ox` whose pixel lies
-/// inside the image read `x[pixel + i·S]` into `colᵀ[entry + i]`, for `i < run`.
-fn for_each_run(
+/// Calls `f(pixel, entry, len, gaps)` for every block of `colᵀ` read along the image in one
+/// go: window element `(ch, ky, kx)` reads `x[pixel + i·S]` into `colᵀ[entry + i]`, for
+/// `i < len`, except at the entries of `gaps`, which lie in the padding.
+///
+/// A block is one run along an image row: for output row `oy`, the outputs `ox` whose pixel
+/// lies inside the image. With stride 1 and as many output columns as image columns (the
+/// "same" padding `2P = FW − 1` of 3×3 windows with `P = 1`), the runs of a window element
+/// are `W` apart both in `x` and in `colᵀ`, so they form one block: one copy instead of one
+/// per output row (a call per run of 7–28 values cost more than its copy), with the
+/// entries between two runs, which the block would take from the neighbouring image row, as
+/// its gaps.
+fn for_each_block(
     window: Window,
     (c, h, w): (usize, usize, usize),
     (oh, ow): (usize, usize),
-    mut f: impl FnMut(usize, usize, usize),
+    mut f: impl FnMut(usize, usize, usize, Gaps),
 ) {
     let Window {
         height: fh,
@@ -229,25 +250,80 @@ fn for_each_run(
         stride,
         pad,
     } = window;
+    // The outputs o with 0 ≤ o·S + k − P < size, for window offset k.
+    let inside = |k: usize, size: usize, outputs: usize| {
+        let first = pad.saturating_sub(k).div_ceil(stride);
+        first..(size + pad).saturating_sub(k).div_ceil(stride).min(outputs)
+    };
     for ch in 0..c {
         for ky in 0..fh {
+            let rows = inside(ky, h, oh);
             for kx in 0..fw {
-                let entry = ((ch * fh + ky) * fw + kx) * oh * ow;
-                // The outputs ox with 0 ≤ ox·S + kx − P < W.
-                let first = pad.saturating_sub(kx).div_ceil(stride);
-                let end = (w + pad).saturating_sub(kx).div_ceil(stride).min(ow);
-                if first >= end {
+                let (columns, entry) = (inside(kx, w, ow), ((ch * fh + ky) * fw + kx) * oh * ow);
+                if columns.is_empty() || rows.is_empty() {
                     continue;
                 }
-                for oy in 0..oh {
-                    let Some(y) = (oy * stride + ky).checked_sub(pad).filter(|&y| y < h) else {
-                        continue;
+                let at = |oy: usize| {
+                    let pixel = (ch * h + oy * stride + ky - pad) * w + columns.start * stride;
+                    (pixel + kx - pad, entry + oy * ow + columns.start)
+                };
+                let run = columns.len();
+                if stride == 1 && ow == w {
+                    let (pixel, start) = at(rows.start);
+                    let gaps = Gaps {
+                        next: entry + rows.start * ow + columns.end,
+                        count: if run < ow { rows.len() - 1 } else { 0 },
+                        len: ow - run,
+                        step: ow,
                     };
-                    let pixel = (ch * h + y) * w + first * stride + kx - pad;
-                    f(pixel, entry + oy * ow + first, end - first);
+                    f(pixel, start, (rows.len() - 1) * ow + run, gaps);
+                } else {
+                    for oy in rows.clone() {
+                        let (pixel, start) = at(oy);
+                        f(pixel, start, run, Gaps::NONE);
+                    }
                 }
             }
         }
+    }
+}
+
+/// `entries ← 0`, for the few entries (`≤ 2P`) of a gap: one store each, where the call
+/// to `memset` that `fill` becomes cost more than the entries.
+fn zero_few<A: NdFloat>(entries: &mut [A]) {
+    for entry in entries {
+        // `black_box` keeps the compiler from turning this loop back into a call to `memset`.
+        *std::hint::black_box(entry) = A::zero();
+    }
+}
+
+/// The entries of a block of `colᵀ` that lie in the padding: `count` ranges of `len`
+/// entries, `step` apart, from `next` on.
+struct Gaps {
+    next: usize,
+    count: usize,
+    len: usize,
+    step: usize,
+}
+
+impl Gaps {
+    const NONE: Gaps = Gaps {
+        next: 0,
+        count: 0,
+        len: 0,
+        step: 0,
+    };
+}
+
+impl Iterator for Gaps {
+    type Item = std::ops::Range<usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        (self.count > 0).then(|| {
+            let gap = self.next..self.next + self.len;
+            (self.next, self.count) = (self.next + self.step, self.count - 1);
+            gap
+        })
     }
 }
 
