@@ -20,7 +20,8 @@
 //! do not depend on the thread count. Per image they use the transposed layout
 //! `colᵀ (C·FH·FW, OH·OW)`, in which a window element's values over an output row are read from
 //! one image row: with stride 1, one contiguous copy of up to OW values, and with the "same"
-//! padding of 3×3 windows (`P = 1`), one copy for all the rows of a window element.
+//! padding `2P = FW − 1` (3×3 windows with `P = 1`), one copy for all the rows of a window
+//! element.
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, Axis, NdFloat};
 
@@ -127,9 +128,9 @@ pub fn im2col<A: NdFloat>(x: ArrayView4<'_, A>, window: Window) -> Array2<A> {
 
 /// One image `x (C, H, W)`, as a slice, unfolded into `colᵀ (C·FH·FW, OH·OW)`: one row per
 /// window element, one column per window (the transpose of its rows of [`im2col`], the
-/// layout in which every copy is a run along an image row). Entries in the padding are not
-/// written: `col_t` must be zero there, as a fresh buffer, or one filled before for the same
-/// shapes, is.
+/// layout in which every copy is a run along image rows). Padding entries outside the copied
+/// blocks are not written: `col_t` must be zero there, as a fresh buffer, or one filled before
+/// for the same shapes, is.
 ///
 /// # Panics
 /// When the slices do not have the sizes the shapes give.
@@ -233,7 +234,7 @@ pub fn col2im_image<A: NdFloat>(
 ///
 /// A block is one run along an image row: for output row `oy`, the outputs `ox` whose pixel
 /// lies inside the image. With stride 1 and as many output columns as image columns (the
-/// "same" padding `2P = FW − 1` of 3×3 windows with `P = 1`), the runs of a window element
+/// "same" padding `2P = FW − 1`, e.g. 3×3 windows with `P = 1`), the runs of a window element
 /// are `W` apart both in `x` and in `colᵀ`, so they form one block: one copy instead of one
 /// per output row (a call per run of 7–28 values cost more than its copy), with the
 /// entries between two runs, which the block would take from the neighbouring image row, as
@@ -288,7 +289,7 @@ fn for_each_block(
     }
 }
 
-/// `entries ← 0`, for the few entries (`≤ 2P`) of a gap: one store each, where the call
+/// `entries ← 0`, for the few entries (`≤ P`) of a gap: one store each, where the call
 /// to `memset` that `fill` becomes cost more than the entries.
 fn zero_few<A: NdFloat>(entries: &mut [A]) {
     for entry in entries {
@@ -406,6 +407,35 @@ mod tests {
                 pad,
             };
             assert_eq!(im2col(x.view(), window), naive(&x, window), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn windows_of_other_shapes_and_a_reused_buffer_agree_with_the_definition() {
+        // 1×3 with P = 1: whole blocks whose first and last output rows see only padding;
+        // 3×1 with P = 1: runs; 5×5 with P = 2: blocks with gaps of two.
+        for (height, width, pad) in [(1, 3, 1), (3, 1, 1), (5, 5, 2)] {
+            let window = Window {
+                height,
+                width,
+                stride: 1,
+                pad,
+            };
+            let (oh, ow) = window.output_size((7, 6)).unwrap();
+            let mut col_t = vec![0.0; 3 * height * width * oh * ow];
+            for seed in [1, 2] {
+                let x: Array4<f64> = crate::gradient::standard_normal(&[1, 3, 7, 6], seed)
+                    .into_dimensionality()
+                    .unwrap();
+                // The second image goes into the buffer the first one filled.
+                im2col_image(x.as_slice().unwrap(), (3, 7, 6), window, &mut col_t);
+                let want = naive(&x, window).reversed_axes();
+                assert_eq!(
+                    col_t,
+                    want.iter().copied().collect::<Vec<_>>(),
+                    "{window:?}"
+                );
+            }
         }
     }
 

@@ -3,9 +3,9 @@
 //! Each output is the maximum of its window, read straight from the channel plane (no im2col
 //! rows), with the position of that maximum kept for backward. Written with selects, not
 //! branches: which of a window's pixels is largest is a coin flip the branch predictor cannot
-//! learn. The book's 2×2 windows with stride 2 take a path that reads the two image rows of
-//! an output row side by side; windows that reach into the padding count it as 0 and record
-//! [`IN_PADDING`].
+//! learn. The book's 2×2 windows with stride 2 take a path that scans the upper image row of
+//! an output row, then the lower one; windows that reach into the padding count it as 0 and
+//! record [`IN_PADDING`].
 
 use ndarray::{Array3, ArrayD, ArrayView4, Axis, NdFloat};
 
@@ -191,5 +191,25 @@ mod tests {
             let plane = x.as_slice().unwrap();
             assert!(v == plane[i as usize] || (v.is_nan() && win.iter().any(|w| w.is_nan())));
         }
+        // Several output rows and an odd width (the last column in no window), with ties.
+        let x = Array4::from_shape_fn((2, 1, 5, 7), |(n, _, r, c)| {
+            ((n + r * 3 + c * 5) % 4) as f64
+        });
+        let (_, at) = max_pool(x.view(), book);
+        let scan: Vec<u32> = (0..2 * 2 * 3)
+            .map(|k| {
+                let (n, oy, ox) = (k / 6, k / 3 % 2, k % 3);
+                let pixels = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                    .map(|(dy, dx)| (2 * oy + dy) * 7 + 2 * ox + dx);
+                let plane = x.index_axis(ndarray::Axis(0), n);
+                let plane = plane.as_slice().unwrap();
+                let max = pixels
+                    .iter()
+                    .map(|&p| plane[p])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                *pixels.iter().find(|&&p| plane[p] == max).unwrap() as u32
+            })
+            .collect();
+        assert_eq!(at, scan);
     }
 }
