@@ -136,11 +136,10 @@ pub fn trace(
     let x = ArrayD::from_shape_fn(vec![1, pixels.len()], |i| f32::from(pixels[i[1]]) / 255.0);
     let trace = net
         .trace(x.view(), &Targets::Indices(vec![label]))
-        .map_err(|_| {
-            refuse(
-                422,
-                "the net has batch norm, which normalises one image to 0 in training mode: trace a fresh TwoLayerNet, or serve a model without batch norm",
-            )
+        .map_err(|e| {
+            // The library's reason, with what the lab offers instead of a larger batch.
+            let lab = "in the lab: trace a fresh TwoLayerNet, or serve a model without batch norm";
+            refuse(422, format!("{e} ({lab})"))
         })?;
     let layers: Vec<Value> = trace
         .layers
