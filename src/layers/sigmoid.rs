@@ -15,8 +15,8 @@
 use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
-use crate::functions::sigmoid;
 use crate::machinery::scratch::keep_copy;
+use crate::machinery::sigmoid_lanes::sigmoid_in_place;
 
 /// The logistic sigmoid activation.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ impl<A: NdFloat> Layer<A> for Sigmoid<A> {
 
     /// `y = 1 / (1 + e⁻ˣ)`, remembering `y`
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        x.mapv_inplace(sigmoid);
+        sigmoid_in_place(&mut x); // crate::functions::sigmoid on every element, f32 in SIMD lanes
         keep_copy(&mut self.out, &x);
         x
     }

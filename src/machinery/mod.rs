@@ -10,6 +10,7 @@
 //! | [`parallel`] | the threads the kernels use, rayon's pool, and work on disjoint parts of arrays split among them |
 //! | [`scratch`] | buffers kept from pass to pass, so that a training step allocates nothing after its first |
 //! | [`pool_kernels`] | max pooling's window scans, written with selects and a fast path for the book's 2×2 windows |
+//! | [`sigmoid_lanes`] | the sigmoid of a whole `f32` array in SIMD lanes (an `exp` the compiler can vectorise) |
 //!
 //! ## Products
 //!
@@ -75,3 +76,4 @@ pub mod linalg;
 pub mod parallel;
 pub mod pool_kernels;
 pub mod scratch;
+pub mod sigmoid_lanes;
