@@ -132,10 +132,16 @@ pub fn argmax<A: PartialOrd>(values: impl IntoIterator<Item = A>) -> usize {
 }
 
 /// `σ(x) = 1 / (1 + e⁻ˣ)`, evaluated as `eˣ / (1 + eˣ)` for negative `x` so that `e⁻ˣ`
-/// never overflows. Both are computed from `e^(−|x|)` and one is picked, with no branch for
-/// the processor to mispredict on half of the inputs.
+/// never overflows ([`sigmoid_from`]).
 pub fn sigmoid<A: NdFloat>(x: A) -> A {
-    let e = (-x.abs()).exp();
+    sigmoid_from(x, (-x.abs()).exp())
+}
+
+/// `σ(x)` given `e = e^(−|x|)`: `1 / (1 + e)` for `x ≥ 0`, `e / (1 + e)` below. Both are
+/// computed and one is picked, with no branch for the processor to mispredict on half of the
+/// inputs; a NaN stays NaN.
+#[inline(always)]
+pub fn sigmoid_from<A: NdFloat>(x: A, e: A) -> A {
     let (positive, negative) = (A::one() / (A::one() + e), e / (A::one() + e));
     if x >= A::zero() { positive } else { negative }
 }

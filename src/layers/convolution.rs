@@ -375,10 +375,13 @@ impl<A: NdFloat> Convolution<A> {
         let dy = self.output_grads(dout, x.dim()); // (N, FN, OH·OW)
         self.db = dy.sum_axis(Axis(2)).sum_axis(Axis(0));
         let (window, work) = (self.window(), self.work_per_image(x.dim()).times(x.dim().0));
-        let input_grad = InputGrad::for_layer(&self.w, window);
+        // Only for a layer asked for ∂L/∂x: the first layer of a net is not.
+        let input_grad = dx.is_some().then(|| InputGrad::for_layer(&self.w, window));
         let wc = as_matrix(&self.w); // borrows W alone, so that ∂L/∂W can be written
         let (k, pixels) = (wc.ncols(), dy.len_of(Axis(2)));
-        let dcol_dim = input_grad.unfolded_dim((k, pixels), x.dim());
+        let dcol_dim = input_grad
+            .as_ref()
+            .map_or((0, 0), |g| g.unfolded_dim((k, pixels), x.dim()));
         let dw = self.dw.view_mut().into_shape_with_order(wc.dim());
         let mut dx_n = dx.map(|dx| dx.outer_iter_mut());
         let images = x.outer_iter().zip(dy.outer_iter());
@@ -400,7 +403,7 @@ impl<A: NdFloat> Convolution<A> {
                     col_t.as_slice_mut().expect("fresh"),
                 );
                 matmul(dy_n, col_t.t(), partial, accumulate); // ∂L/∂Wc += ∂L/∂Yₙ·colₙ
-                if let Some(dx_n) = dx_n {
+                if let (Some(dx_n), Some(input_grad)) = (dx_n, &input_grad) {
                     input_grad.image(wc, dy_n, dcol_t, dx_n);
                 }
             },

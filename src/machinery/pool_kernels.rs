@@ -4,8 +4,8 @@
 //! rows), with the position of that maximum kept for backward. Written with selects, not
 //! branches: which of a window's pixels is largest is a coin flip the branch predictor cannot
 //! learn. The book's 2×2 windows with stride 2 take a path whose loop along an output row runs
-//! in SIMD lanes (compiled for AVX-512 and AVX2, picked at run time); windows that reach into the padding count it as 0 and
-//! record [`IN_PADDING`].
+//! in SIMD lanes (compiled for AVX-512 and AVX2, picked at run time); windows that reach into
+//! the padding count it as 0 and record [`IN_PADDING`].
 
 use ndarray::{Array3, ArrayD, ArrayView4, Axis, NdFloat};
 

@@ -6,14 +6,16 @@
 //! compiler can put in lanes (compiled for AVX-512 and AVX2 as well, picked at run time):
 //! Cephes' `expf` (range reduction by `ln 2`, a degree-6 polynomial, the power of two built
 //! from its bits), within 2 ulp of the correctly rounded `eˣ` (tested against `f64`'s `exp`
-//! over 1,000,000 arguments). No crate offers a vectorisable `f32` `exp` on stable Rust
-//! without a C toolchain, and it is 20 lines. `f64` arrays take [`crate::functions::sigmoid`].
+//! over 1,000,000 arguments). Written by hand because the crates with a SIMD `exp` (`wide`'s
+//! vector types, for one) choose their instructions when they are compiled, so a portable
+//! binary would run them in SSE lanes; as plain arithmetic it gets the lanes `multiversion`
+//! picks at run time. `f64` arrays take [`crate::functions::sigmoid`].
 
 use std::any::Any;
 
 use ndarray::{ArrayD, NdFloat};
 
-use crate::functions::sigmoid;
+use crate::functions::{sigmoid, sigmoid_from};
 
 /// `x ← σ(x)` for every element: in SIMD lanes for `f32`, else element by element.
 pub fn sigmoid_in_place<A: NdFloat>(x: &mut ArrayD<A>) {
@@ -27,14 +29,11 @@ pub fn sigmoid_in_place<A: NdFloat>(x: &mut ArrayD<A>) {
     }
 }
 
-/// `σ(x) = 1 / (1 + e⁻ˣ)`, or `eˣ / (1 + eˣ)` for negative `x`, both from `e^(−|x|)`, one
-/// picked without a branch; a NaN stays NaN.
+/// [`sigmoid_from`] every element and its `e^(−|x|)`, by [`exp_nonpositive`].
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
 fn sigmoid_f32(xs: &mut [f32]) {
     for x in xs {
-        let e = exp_nonpositive(-x.abs());
-        let (positive, negative) = (1.0 / (1.0 + e), e / (1.0 + e));
-        *x = if *x >= 0.0 { positive } else { negative };
+        *x = sigmoid_from(*x, exp_nonpositive(-x.abs()));
     }
 }
 
