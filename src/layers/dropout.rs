@@ -23,7 +23,7 @@
 //! assert_eq!(y, array![[1.0, 1.0]].into_dyn());
 //! ```
 
-use ndarray::{ArrayD, NdFloat, Zip};
+use ndarray::{ArrayD, ArrayView, NdFloat, Zip};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -41,6 +41,26 @@ pub struct Dropout {
     position: BatchPosition,
     /// `mask` of the last training forward pass, shape of `x`.
     mask: Option<ArrayD<bool>>,
+    /// The 64-bit draws of one example, filled from the stream in one call.
+    draws: Vec<u64>,
+}
+
+/// `u > r` for `u` = `rand`'s uniform f64 of a 64-bit draw, asked of the draw as an integer.
+///
+/// `rand` makes `u = k · 2⁻⁵³` from the draw's top 53 bits `k`, so `u > r` exactly when
+/// `k > ⌊r · 2⁵³⌋` (`r · 2⁵³` is exact: a power-of-two scaling). Same masks as drawing
+/// `u` one by one, at a fraction of the cost.
+#[derive(Debug, Clone, Copy)]
+struct KeepAbove(u64);
+
+impl KeepAbove {
+    fn ratio(r: f64) -> Self {
+        KeepAbove((r * (1u64 << 53) as f64).floor() as u64)
+    }
+
+    fn keeps(self, draw: u64) -> bool {
+        draw >> 11 > self.0
+    }
 }
 
 impl Dropout {
@@ -59,6 +79,7 @@ impl Dropout {
             rng: ChaCha8Rng::seed_from_u64(seed),
             position: BatchPosition::default(),
             mask: None,
+            draws: Vec::new(),
         }
     }
 
@@ -86,14 +107,22 @@ impl<A: NdFloat> Layer<A> for Dropout {
             first_example,
         } = self.position;
         self.rng.set_stream(pass);
+        let threshold = KeepAbove::ratio(self.ratio);
+        self.draws.resize(units, 0);
         for (n, (mut x, mut mask)) in x.outer_iter_mut().zip(mask.outer_iter_mut()).enumerate() {
             // Each `u` is one 64-bit draw: two 32-bit words of the stream.
             self.rng
                 .set_word_pos(2 * ((first_example + n) * units) as u128);
-            Zip::from(&mut x).and(&mut mask).for_each(|v, keep| {
-                *keep = self.rng.random::<f64>() > self.ratio;
-                *v = if *keep { *v } else { A::zero() };
-            });
+            self.rng.fill(&mut self.draws[..]);
+            let draws = ArrayView::from_shape(x.raw_dim(), &self.draws)
+                .expect("one draw per unit of the example");
+            Zip::from(&mut x)
+                .and(&mut mask)
+                .and(draws)
+                .for_each(|v, keep, &draw| {
+                    *keep = threshold.keeps(draw);
+                    *v = if *keep { *v } else { A::zero() };
+                });
         }
         self.mask = Some(mask);
         // Used alone, the next pass draws a new mask; in a net, the net says which pass.
@@ -107,9 +136,7 @@ impl<A: NdFloat> Layer<A> for Dropout {
         let mask = cached(&self.mask, "Dropout");
         check_dout_shape("Dropout", mask.shape(), dout.shape());
         Zip::from(&mut dout).and(mask).for_each(|d, &keep| {
-            if !keep {
-                *d = A::zero();
-            }
+            *d = if keep { *d } else { A::zero() };
         });
         dout
     }
@@ -128,6 +155,41 @@ mod tests {
     use super::*;
     use crate::gradient::check_layer;
     use crate::gradient::standard_normal as test_input;
+
+    #[test]
+    fn the_mask_is_u_above_r_for_the_streams_uniform_draws() {
+        let (ratio, units) = (0.2, 37);
+        let mut dropout = Dropout::new(ratio, 11);
+        Layer::<f32>::set_position(
+            &mut dropout,
+            BatchPosition {
+                pass: 3,
+                first_example: 5,
+            },
+        );
+        let y = dropout.forward(ArrayD::<f32>::ones(vec![2, units]), Mode::Train);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        rng.set_stream(3);
+        rng.set_word_pos(2 * 5 * units as u128);
+        let book: Vec<f32> = (0..2 * units)
+            .map(|_| f32::from(u8::from(rng.random::<f64>() > ratio)))
+            .collect();
+        assert_eq!(y.as_slice(), Some(&book[..]));
+    }
+
+    #[test]
+    fn keep_above_agrees_with_the_float_comparison_at_the_edges() {
+        for r in [0.0, 0.2, 0.5, 1.0 / 3.0, 0.999_999_999] {
+            let t = KeepAbove::ratio(r);
+            let k = t.0;
+            for k in [k.saturating_sub(1), k, k + 1, (1 << 53) - 1] {
+                let u = k as f64 / (1u64 << 53) as f64;
+                for low in [0, 0x7ff] {
+                    assert_eq!(t.keeps(k << 11 | low), u > r, "r {r}, k {k}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn drops_about_the_ratio_and_passes_gradients_only_where_kept() {

@@ -2,7 +2,8 @@
 //!
 //! A piece of work that takes `w` seconds on one thread takes about `w / t + s·(t − 1)` on
 //! `t` threads, where `s` is what it costs to hand a part to another thread (waking it, and
-//! the caller waiting for the slowest part). [`threads_for`] picks the `t` (up to
+//! the caller waiting for the slowest part). `s` has two values: a helper asleep must be
+//! woken; one kept awake after a recent split ([`awake`]) takes the part at once. [`threads_for`] picks the `t` (up to
 //! [`threads`]) for which that is least; so a product, an im2col, a pooling pass or an
 //! optimizer update is split when, and only when, its own size makes splitting pay, on this
 //! machine, whatever the net.
@@ -15,7 +16,8 @@
 //! |---|---|
 //! | multiply-adds per second | a 64×256·256×64 `f32` product on one thread (faer), best of 5 |
 //! | bytes per second | `y ← y/2 + x` over two 4 MiB `f32` arrays on one thread, best of 3 |
-//! | split cost `s` | from a call to a part running on another thread, after the pool's threads have slept (0.5 ms idle), median of 3 |
+//! | split cost `s`, asleep | from a call to a part running on another thread, after the pool's threads have slept (0.5 ms idle), median of 3 |
+//! | split cost `s`, awake | the same, right after a split, the helpers kept awake, median of 5 |
 //!
 //! Measured on the 2-core AMD EPYC (Zen, AVX2) machine of `BENCHMARKS.md` (`backprop bench
 //! --costs`, five runs): 15.9–19.4 G multiply-adds/s, 14.4–16.1 GB/s and a split cost of
@@ -23,6 +25,9 @@
 //! multiply-adds (40 µs of work; the book's 100×784·784×50 is 3.9 M), where the constant
 //! it replaces said 16 M for every machine, and an Adam update from about 20 K parameters.
 //! On a machine with faster cores or slower wake-ups the line moves with the measurements.
+//! On a 2-core Zen 4 (AVX-512) machine: 53–57 G multiply-adds/s, a split cost of 24–29 µs
+//! asleep and 0.8 µs awake, so that within a step, after its first split, products from
+//! about 0.1 M multiply-adds are split (as small as [`super::linalg`] cuts them).
 //!
 //! Splitting never changes a result: each part computes whole output elements with the same
 //! additions in the same order (see [`super::linalg::matmul`] and
@@ -33,6 +38,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::awake;
 use super::parallel::threads;
 
 /// The size of a piece of work: multiply-adds of `f32` products and bytes read or written by
@@ -91,19 +97,32 @@ pub struct Rates {
     pub macs_per_s: f64,
     /// Bytes per second of an element-wise pass on one thread.
     pub bytes_per_s: f64,
-    /// Seconds that handing part of the work to another thread costs.
+    /// Seconds that handing part of the work to a thread asleep costs.
     pub split_s: f64,
+    /// Seconds that handing part of the work to a thread kept awake costs.
+    pub awake_split_s: f64,
 }
 
 /// The threads that do `work` fastest, at most [`threads`] and at most `max_parts`: the `t`
-/// with the least `w / t + s·(t − 1)` (see the module doc).
+/// with the least `w / t + s·(t − 1)` (see the module doc). The caller splits the work
+/// onto that many threads; when more than one, their helpers are kept awake for the next
+/// split ([`awake::after_split`]).
 pub fn threads_for(work: Work, max_parts: usize) -> usize {
     let most = threads().min(max_parts);
     if most <= 1 {
         return 1;
     }
     let rates = rates();
-    fastest(work.seconds(rates), rates.split_s, most)
+    let split_s = if awake::helpers_awake() {
+        rates.awake_split_s
+    } else {
+        rates.split_s
+    };
+    let threads = fastest(work.seconds(rates), split_s, most);
+    if threads > 1 {
+        awake::after_split(threads);
+    }
+    threads
 }
 
 /// The `t` in `1..=most` with the least `w / t + s·(t − 1)`, for `w` seconds of work on one
@@ -125,7 +144,8 @@ fn measure() -> Rates {
     Rates {
         macs_per_s: product_rate(),
         bytes_per_s: stream_rate(),
-        split_s: split_cost(),
+        split_s: split_cost(3, || std::thread::sleep(Duration::from_micros(500))),
+        awake_split_s: split_cost(5, || awake::after_split(2)),
     }
 }
 
@@ -177,13 +197,14 @@ fn stream_rate() -> f64 {
 /// cost at this value: splitting then pays only for work of 10 ms and more.
 const GIVE_UP: Duration = Duration::from_millis(5);
 
-/// The median of 3 times from a `rayon::join` to its second part starting on another thread,
-/// the pool's threads idle (asleep) before each; [`GIVE_UP`] at most (a pool of one thread,
-/// or a machine whose other cores are busy elsewhere).
-fn split_cost() -> f64 {
-    let mut times: Vec<f64> = (0..3)
+/// The median of `runs` times from a `rayon::join` to its second part starting on another
+/// thread, `before` run before each (sleeping, so that the pool's threads fall asleep; or
+/// keeping them awake); [`GIVE_UP`] at most (a pool of one thread, or a machine whose other
+/// cores are busy elsewhere).
+fn split_cost(runs: usize, before: impl Fn()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
         .map(|_| {
-            std::thread::sleep(Duration::from_micros(500));
+            before();
             let started = AtomicBool::new(false);
             let start = Instant::now();
             let mut taken = None;
@@ -203,7 +224,7 @@ fn split_cost() -> f64 {
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[1]
+    times[runs / 2]
 }
 
 #[cfg(test)]
@@ -216,6 +237,7 @@ mod tests {
             macs_per_s: 1e10,
             bytes_per_s: 2e9,
             split_s: 2e-5,
+            awake_split_s: 2e-6,
         };
         let seconds = |work: Work| work.seconds(&rates);
         assert_eq!(seconds(Work::product(100, 784, 50, 4)), 3.92e-4);
@@ -247,10 +269,9 @@ mod tests {
         let r = *rates();
         assert!(r.macs_per_s > 1e7 && r.macs_per_s.is_finite(), "{r:?}");
         assert!(r.bytes_per_s > 1e6 && r.bytes_per_s.is_finite(), "{r:?}");
-        assert!(
-            r.split_s > 0.0 && r.split_s <= GIVE_UP.as_secs_f64(),
-            "{r:?}"
-        );
+        for s in [r.split_s, r.awake_split_s] {
+            assert!(s > 0.0 && s <= GIVE_UP.as_secs_f64(), "{r:?}");
+        }
         let huge = Work::product(4096, 4096, 4096, 4);
         assert_eq!(threads_for(huge, 1), 1, "one part, one thread");
         assert!(threads_for(huge, 3) <= 3);

@@ -15,7 +15,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{Array2, ArrayViewMut2, NdFloat};
+use ndarray::{Array2, ArrayViewMut2, Dimension, NdFloat, NdProducer, Zip};
 
 use super::cost::{self, Work};
 
@@ -114,23 +114,76 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
     });
 }
 
-/// `zip.for_each(f)` over arrays of `A` side by side, on all threads (rayon's, through
-/// `Zip::par_for_each`) when the cost model says a pass that reads and writes `bytes` bytes
-/// per element pays ([`cost::threads_for`]). Each element is computed on its own, so the bits
-/// are the same either way. A macro: the zips of one to four arrays are types with no common
-/// trait.
+/// `zip.for_each(f)` over arrays of `A` side by side, on all threads when the cost model
+/// says a pass that reads and writes `bytes` bytes per element pays
+/// ([`cost::threads_for`]): the zip cut into equal parts ([`for_each_part`]). Each element
+/// is computed on its own, so the bits are the same either way. A macro: the zips of one to
+/// four arrays are types with no common trait.
 macro_rules! zip_for_each {
     ($zip:expr, $bytes:expr, $f:expr) => {{
-        let zip = $zip;
+        let (zip, f) = ($zip, $f);
         let work = $crate::machinery::cost::Work::bytes(zip.size() * $bytes);
-        if $crate::machinery::cost::threads_for(work, usize::MAX) > 1 {
-            zip.par_for_each($f);
-        } else {
-            zip.for_each($f);
+        match $crate::machinery::cost::threads_for(work, zip.size()) {
+            1 => zip.for_each(f),
+            threads => {
+                $crate::machinery::parallel::for_each_part(zip, threads, &|part| part.for_each(&f))
+            }
         }
     }};
 }
 pub(crate) use zip_for_each;
+
+/// A zip of arrays that can be cut in two halves (ndarray's `Zip::split`).
+pub trait Halves: Sized + Send {
+    /// The number of elements.
+    fn size(&self) -> usize;
+    /// The two halves, along the axis that keeps elements together.
+    fn halves(self) -> (Self, Self);
+}
+
+/// [`Halves`] for the zips of one to four producers.
+macro_rules! zip_halves {
+    ($($p:ident),+) => {
+        impl<D: Dimension, $($p: NdProducer<Dim = D> + Send),+> Halves for Zip<($($p,)+), D> {
+            fn size(&self) -> usize {
+                Zip::size(self)
+            }
+
+            fn halves(self) -> (Self, Self) {
+                self.split()
+            }
+        }
+    };
+}
+zip_halves!(P1);
+zip_halves!(P1, P2);
+zip_halves!(P1, P2, P3);
+zip_halves!(P1, P2, P3, P4);
+
+/// Runs `f` on `zip` cut into parts for `threads` threads, halved recursively with
+/// `rayon::join` (which allocates nothing): `threads` equal parts when it is a power of two,
+/// else twice the next power of two, which the threads share as they finish. A fixed cut,
+/// rather than rayon's adaptive one, which split a pass into ever smaller parts while
+/// another thread was stealing.
+pub fn for_each_part<Z: Halves>(zip: Z, threads: usize, f: &(impl Fn(Z) + Sync)) {
+    let parts = if threads.is_power_of_two() {
+        threads
+    } else {
+        2 * threads.next_power_of_two()
+    };
+    halve_into(zip, parts, f);
+}
+
+fn halve_into<Z: Halves>(zip: Z, parts: usize, f: &(impl Fn(Z) + Sync)) {
+    if parts <= 1 || zip.size() < 2 {
+        return f(zip);
+    }
+    let (a, b) = zip.halves();
+    rayon::join(
+        || halve_into(a, parts / 2, f),
+        || halve_into(b, parts / 2, f),
+    );
+}
 
 /// How many of `items` go in each group for one group per thread that pays for `work`, the
 /// items' total (at least 1).

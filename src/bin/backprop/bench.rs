@@ -124,15 +124,16 @@ fn machine(args: &Args) -> ExitCode {
         if args.json {
             println!(
                 "{}",
-                serde_json::json!({"macs_per_s": r.macs_per_s, "bytes_per_s": r.bytes_per_s, "split_s": r.split_s, "threads": threads})
+                serde_json::json!({"macs_per_s": r.macs_per_s, "bytes_per_s": r.bytes_per_s, "split_s": r.split_s, "awake_split_s": r.awake_split_s, "threads": threads})
             );
         } else {
             println!(
                 "one thread: {:.1} G multiply-adds/s (products), {:.1} GB/s (element-wise passes); \
-                 handing work to another thread: {:.1} µs; {threads} threads",
+                 handing work to another thread: {:.1} µs asleep, {:.1} µs awake; {threads} threads",
                 r.macs_per_s / 1e9,
                 r.bytes_per_s / 1e9,
-                r.split_s * 1e6
+                r.split_s * 1e6,
+                r.awake_split_s * 1e6
             );
         }
     }
