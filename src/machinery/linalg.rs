@@ -63,7 +63,7 @@ pub fn matmul<A: NdFloat>(
 }
 
 /// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),
-/// halved recursively with `rayon::join` (which allocates nothing).
+/// halved recursively with `rayon::join` (which allocates nothing; [`super::parallel::join`]).
 fn split_product<A: NdFloat>(
     a: ArrayView2<'_, A>,
     b: ArrayView2<'_, A>,
@@ -85,7 +85,7 @@ fn split_product<A: NdFloat>(
         let (b0, b1) = b.split_at(Axis(1), at);
         ((a, b0), (a, b1))
     };
-    rayon::join(
+    super::parallel::join(
         || split_product(a0, b0, c0, accumulate, half),
         || split_product(a1, b1, c1, accumulate, parts - half),
     );

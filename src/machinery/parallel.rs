@@ -102,6 +102,8 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
     let own: Vec<T> = jobs.by_ref().take(per_thread).collect();
     let run = |group: Vec<T>| one_thread_each(|| group.into_iter().for_each(&f));
     let run = &run;
+    let start = std::time::Instant::now();
+    let mut own_part = std::time::Duration::ZERO;
     rayon::in_place_scope(|scope| {
         loop {
             let group: Vec<T> = jobs.by_ref().take(per_thread).collect();
@@ -111,7 +113,9 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
             scope.spawn(move |_| run(group));
         }
         run(own);
+        own_part = start.elapsed();
     });
+    cost::observe_split((start.elapsed() - own_part).as_secs_f64());
 }
 
 /// `zip.for_each(f)` over arrays of `A` side by side, on all threads when the cost model
@@ -179,10 +183,22 @@ fn halve_into<Z: Halves>(zip: Z, parts: usize, f: &(impl Fn(Z) + Sync)) {
         return f(zip);
     }
     let (a, b) = zip.halves();
-    rayon::join(
+    join(
         || halve_into(a, parts / 2, f),
         || halve_into(b, parts / 2, f),
     );
+}
+
+/// `rayon::join(a, b)`, telling the cost model how long the caller waited for `b` once `a`
+/// was done ([`cost::observe_split`]).
+pub fn join<RA: Send, RB: Send>(
+    a: impl FnOnce() -> RA + Send,
+    b: impl FnOnce() -> RB + Send,
+) -> (RA, RB) {
+    let start = std::time::Instant::now();
+    let ((ra, own), rb) = rayon::join(|| (a(), start.elapsed()), b);
+    cost::observe_split((start.elapsed() - own).as_secs_f64());
+    (ra, rb)
 }
 
 /// How many of `items` go in each group for one group per thread that pays for `work`, the
