@@ -3,10 +3,10 @@
 //! A piece of work that takes `w` seconds on one thread takes about `w / t + s·(t − 1)` on
 //! `t` threads, where `s` is what it costs to hand a part to another thread (waking it, and
 //! the caller waiting for the slowest part). `s` has two values: a helper asleep must be
-//! woken; one kept awake after a recent split ([`awake`]) takes the part at once. [`threads_for`] picks the `t` (up to
-//! [`threads`]) for which that is least; so a product, an im2col, a pooling pass or an
-//! optimizer update is split when, and only when, its own size makes splitting pay, on this
-//! machine, whatever the net.
+//! woken; one kept awake after a recent split ([`awake`]) takes the part at once.
+//! [`threads_for`] picks the `t` (up to [`threads`]) for which that is least; so a product,
+//! an im2col, a pooling pass or an optimizer update is split when, and only when, its own
+//! size makes splitting pay, on this machine, whatever the net.
 //!
 //! `w` comes from the work's size ([`Work`]: multiply-adds of products, bytes moved by
 //! passes over memory) and two rates; `s` and the rates are measured once per process, the
@@ -25,8 +25,8 @@
 //! multiply-adds (40 µs of work; the book's 100×784·784×50 is 3.9 M), where the constant
 //! it replaces said 16 M for every machine, and an Adam update from about 20 K parameters.
 //! On a machine with faster cores or slower wake-ups the line moves with the measurements.
-//! On a 2-core Zen 4 (AVX-512) machine: 53–57 G multiply-adds/s, a split cost of 24–29 µs
-//! asleep and 0.8 µs awake, so that within a step, after its first split, products from
+//! On a 2-core Zen 4 (AVX-512) machine: 53–57 G multiply-adds/s, a split cost of 19–48 µs
+//! asleep and 0.2–0.8 µs awake, so that within a step, after its first split, products from
 //! about 0.1 M multiply-adds are split (as small as [`super::linalg`] cuts them).
 //!
 //! The measurements are made once, at start-up; a machine changes after it (another program
