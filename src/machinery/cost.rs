@@ -170,7 +170,7 @@ fn probe(allowed: bool) -> bool {
 }
 
 /// The moving average of [`observe_split`]'s times, in seconds.
-pub fn observed_split_s() -> f64 {
+fn observed_split_s() -> f64 {
     f64::from_bits(LATELY.load(Ordering::Relaxed))
 }
 

@@ -63,7 +63,8 @@ pub fn matmul<A: NdFloat>(
 }
 
 /// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),
-/// halved recursively with `rayon::join` (which allocates nothing; [`super::parallel::join`]).
+/// halved recursively with [`super::parallel::join`] (rayon's join, which allocates nothing,
+/// timed for the cost model).
 fn split_product<A: NdFloat>(
     a: ArrayView2<'_, A>,
     b: ArrayView2<'_, A>,

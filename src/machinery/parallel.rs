@@ -14,6 +14,7 @@
 //! depend on how the jobs were split: the same bits at any thread count.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayViewMut2, Dimension, NdFloat, NdProducer, Zip};
 
@@ -102,8 +103,7 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
     let own: Vec<T> = jobs.by_ref().take(per_thread).collect();
     let run = |group: Vec<T>| one_thread_each(|| group.into_iter().for_each(&f));
     let run = &run;
-    let start = std::time::Instant::now();
-    let mut own_part = std::time::Duration::ZERO;
+    let (start, mut own_part) = (Instant::now(), Duration::ZERO);
     rayon::in_place_scope(|scope| {
         loop {
             let group: Vec<T> = jobs.by_ref().take(per_thread).collect();
@@ -115,7 +115,7 @@ pub fn parallel_each<T: Send>(jobs: Vec<T>, work: Work, f: impl Fn(T) + Sync) {
         run(own);
         own_part = start.elapsed();
     });
-    cost::observe_split((start.elapsed() - own_part).as_secs_f64());
+    report_wait(start, own_part);
 }
 
 /// `zip.for_each(f)` over arrays of `A` side by side, on all threads when the cost model
@@ -195,10 +195,16 @@ pub fn join<RA: Send, RB: Send>(
     a: impl FnOnce() -> RA + Send,
     b: impl FnOnce() -> RB + Send,
 ) -> (RA, RB) {
-    let start = std::time::Instant::now();
-    let ((ra, own), rb) = rayon::join(|| (a(), start.elapsed()), b);
-    cost::observe_split((start.elapsed() - own).as_secs_f64());
+    let start = Instant::now();
+    let ((ra, own_part), rb) = rayon::join(|| (a(), start.elapsed()), b);
+    report_wait(start, own_part);
     (ra, rb)
+}
+
+/// Tells the cost model how long the caller of a split that began at `start` waited for the
+/// other parts after its own, which took `own_part` ([`cost::observe_split`]).
+fn report_wait(start: Instant, own_part: Duration) {
+    cost::observe_split(start.elapsed().saturating_sub(own_part).as_secs_f64());
 }
 
 /// How many of `items` go in each group for one group per thread that pays for `work`, the
