@@ -7,7 +7,7 @@
 //!           ∂L/∂b = Σₙ ∂L/∂Y[n, :]        (M,)   the column sum over the batch
 //! ```
 //!
-//! Caches `X` (flattened, see below) for backward. Inputs with more than two axes, such as
+//! Caches `X` (flattened, see below) for backward; inference (`Mode::Eval`) keeps nothing. Inputs with more than two axes, such as
 //! images `(N, C, H, W)`, are flattened to `(N, C·H·W)`, and `∂L/∂X` is reshaped back.
 //! (The buffers the products write into are kept from step to step: see
 //! [`crate::machinery`].)
@@ -21,7 +21,7 @@
 //! assert_eq!(y, array![[1.5, 2.5, 3.5]].into_dyn());
 //! ```
 
-use ndarray::{Array1, Array2, ArrayD, ArrayViewD, Ix2, IxDyn, NdFloat};
+use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, Ix2, IxDyn, NdFloat};
 use rand::Rng;
 
 use super::{Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, visit_weights};
@@ -87,6 +87,15 @@ impl<A: NdFloat> Affine<A> {
 }
 
 impl<A: NdFloat> Affine<A> {
+    /// `Y = X·W + b` for `X (N, D)`, into the buffer of the last `∂L/∂Y` when it fits.
+    #[track_caller]
+    fn product(&mut self, x: ArrayView2<'_, A>) -> Array2<A> {
+        let mut y = reuse(&mut self.spare_y, Ix2(x.nrows(), self.w.ncols()), A::zero());
+        y.assign(&self.b); // Y = b
+        matmul(x, self.w.view(), y.view_mut(), true); // Y += X·W
+        y
+    }
+
     /// `∂L/∂W = Xᵀ·∂L/∂Y` and `∂L/∂b = Σₙ ∂L/∂Y` into the gradient buffers; returns `∂L/∂Y`.
     #[track_caller]
     fn param_grads(&mut self, dout: ArrayD<A>) -> Array2<A> {
@@ -105,12 +114,13 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
 
     /// `Y = X·W + b`
     #[track_caller]
-    fn forward(&mut self, x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
+    fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         let (x, shape) = flatten_batch("Affine", x, ("W", self.w.shape())); // X (N, D)
-        let mut y = reuse(&mut self.spare_y, Ix2(x.nrows(), self.w.ncols()), A::zero());
-        y.assign(&self.b); // Y = b
-        matmul(x.view(), self.w.view(), y.view_mut(), true); // Y += X·W
-        self.x = Some((x, shape));
+        let y = self.product(x.view());
+        self.x = match mode {
+            Mode::Train => Some((x, shape)), // for backward
+            Mode::Eval => None,              // no backward follows inference
+        };
         y.into_dyn()
     }
 
@@ -132,9 +142,17 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
         self.spare_y = Some(self.param_grads(dout));
     }
 
-    /// The data copied into the buffer of the last input (see [`crate::machinery`]).
+    /// The data copied into the buffer of the last input (see [`crate::machinery`]); in
+    /// inference, which keeps no input, the product reads the data where it is.
     #[track_caller]
     fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
+        let matrix = x.view().into_dimensionality::<Ix2>();
+        if let (Mode::Eval, Ok(x)) = (mode, matrix)
+            && x.ncols() == self.w.nrows()
+        {
+            self.x = None;
+            return self.product(x).into_dyn();
+        }
         let mut last = self
             .x
             .take()
@@ -190,6 +208,35 @@ mod tests {
         assert_eq!(y.shape(), &[2, 3]);
         assert_eq!(affine.backward(y).shape(), x.shape());
         check_layer(&mut affine, &x, 8).assert_below(1e-6);
+    }
+
+    #[test]
+    fn inference_reads_the_data_in_place_and_gives_the_training_bits() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        let mut affine = Affine::<f32>::randn(20, 7, 1.0, &mut rng);
+        let x = test_input::<f32>(&[9, 20], 5);
+        let trained = affine.forward_input(x.view(), Mode::Train);
+        let inferred = affine.forward_input(x.view(), Mode::Eval);
+        assert_eq!(inferred, trained);
+        assert!(affine.x.is_none(), "inference keeps no input");
+        let wide = test_input::<f32>(&[2, 4, 5], 6);
+        let flattened = wide.to_shape((2, 20)).unwrap().to_owned().into_dyn();
+        assert_eq!(
+            affine.forward_input(wide.view(), Mode::Eval),
+            affine.forward(flattened, Mode::Train),
+            "inputs with more axes are flattened, as in training"
+        );
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "Affine::backward called before forward (or after a Mode::Eval forward"
+    )]
+    fn backward_after_inference_is_refused() {
+        let mut affine = Affine::<f64>::new(Array2::zeros((3, 2)), Array1::zeros(2));
+        let _ = affine.forward(Array2::zeros((4, 3)).into_dyn(), Mode::Train);
+        let y = affine.forward(Array2::zeros((4, 3)).into_dyn(), Mode::Eval);
+        let _ = affine.backward(y);
     }
 
     #[test]

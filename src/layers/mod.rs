@@ -240,12 +240,15 @@ impl<A: NdFloat> Clone for Box<dyn Layer<A>> {
     }
 }
 
-/// Panics with the layer's name when `backward` comes before `forward`.
+/// Panics with the layer's name when `backward` comes before `forward` (or after an inference
+/// pass, which keeps nothing for it).
 #[track_caller]
 pub(crate) fn cached<'a, T>(cache: &'a Option<T>, layer: &str) -> &'a T {
     match cache {
         Some(value) => value,
-        None => panic!("{layer}::backward called before forward"),
+        None => panic!(
+            "{layer}::backward called before forward (or after a Mode::Eval forward, which keeps nothing for backward)"
+        ),
     }
 }
 

@@ -46,7 +46,8 @@
 //! ([`scratch::reuse`]), Sigmoid its output ([`scratch::keep_copy`]); Softmax-with-Loss writes
 //! `∂L/∂x` into the buffer of the `y` before.
 //! A net's first layer gets the data as a view ([`crate::layers::Layer::forward_input`]),
-//! which Affine copies into the buffer of its last input, and is asked for its parameter
+//! which Affine copies into the buffer of its last input in training (inference, which keeps
+//! no input, reads the data where it is), and is asked for its parameter
 //! gradients only ([`crate::layers::Layer::backward_params_only`]): the data needs no
 //! `∂L/∂x`, a third of the first layer's backward work saved.
 //!

@@ -23,8 +23,8 @@ pub struct Evaluation {
     pub confusion: Vec<Vec<usize>>,
 }
 
-/// Runs `net` in inference mode over all of `split` in blocks of [`Sequential::eval_rows`]
-/// rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
+/// Runs `net` in inference mode over all of `split` in blocks of at most
+/// [`Sequential::eval_rows`] rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
 ///
 /// The blocks are shared among the kernel threads ([`crate::machinery::parallel::threads`]): the calling
 /// thread runs `net` itself, each other thread a copy of it, every one with its kernels on
@@ -36,7 +36,12 @@ pub fn map_blocks<A: NdFloat, R: Send>(
     split: &Split,
     f: impl Fn(&mut ndarray::Array2<A>, &[usize]) -> R + Sync,
 ) -> Vec<R> {
-    let rows = net.eval_rows();
+    // As few blocks as `eval_rows` allows, of one size but the last (10,000 images: 40 of
+    // 250, not 39 of 256 and one of 16), so that the threads' shares of them are even.
+    let rows = split
+        .len()
+        .div_ceil(split.len().div_ceil(net.eval_rows()).max(1))
+        .max(1);
     let starts: Vec<usize> = (0..split.len()).step_by(rows).collect();
     let mut results: Vec<Option<R>> = starts.iter().map(|_| None).collect();
     // At least a multiply-add per parameter and example (more for a convolution's weights).
@@ -160,4 +165,45 @@ pub fn predictions<A: NdFloat>(net: &mut Sequential<A>, split: &Split) -> Vec<us
             .collect::<Vec<_>>()
     })
     .concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Affine;
+
+    fn split(n: usize) -> Split {
+        Split {
+            images: ndarray::Array2::from_shape_fn((n, 4), |(i, j)| (i * 7 + j) as u8),
+            labels: (0..n).map(|i| (i % 3) as u8).collect(),
+            rows: 2,
+            cols: 2,
+        }
+    }
+
+    #[test]
+    fn blocks_are_of_equal_size_and_cover_the_split_in_order() {
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let mut net = Sequential::<f32>::new();
+        net.push(Affine::randn(4, 3, 1.0, &mut rng));
+        let rows = net.eval_rows();
+        for n in [0, 1, rows, rows + 1, 3 * rows - 5] {
+            let blocks = map_blocks(&mut net, &split(n), |_, labels| labels.to_vec());
+            let sizes: Vec<usize> = blocks.iter().map(Vec::len).collect();
+            // As few blocks as `eval_rows` allows, all of one size but the last, which is
+            // short by less than one row per block.
+            assert_eq!(sizes.len(), n.div_ceil(rows), "{n}: {sizes:?}");
+            if let (Some(&first), Some(&last)) = (sizes.first(), sizes.last()) {
+                assert!(first <= rows && last <= first, "{n}: {sizes:?}");
+                assert!(first - last < sizes.len(), "{n}: {sizes:?}");
+                assert!(
+                    sizes[..sizes.len() - 1].iter().all(|&s| s == first),
+                    "{n}: {sizes:?}"
+                );
+            }
+            let labels: Vec<usize> = blocks.concat();
+            let expected: Vec<usize> = (0..n).map(|i| i % 3).collect();
+            assert_eq!(labels, expected, "{n}");
+        }
+    }
 }
