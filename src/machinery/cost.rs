@@ -9,8 +9,8 @@
 //! size makes splitting pay, on this machine, whatever the net.
 //!
 //! `w` comes from the work's size ([`Work`]: multiply-adds of products, bytes moved by
-//! passes over memory) and two rates; `s` and the rates are measured once per process, the
-//! first time a decision is made ([`rates`], about 3 ms):
+//! passes over memory) and two rates; the rates, and the costs `s` starts from, are measured
+//! once per process, the first time a decision is made ([`rates`], about 3 ms):
 //!
 //! | constant | how it is measured |
 //! |---|---|
@@ -29,21 +29,25 @@
 //! asleep and 0.2–0.8 µs awake, so that within a step, after its first split, products from
 //! about 0.1 M multiply-adds are split (as small as [`super::linalg`] cuts them).
 //!
-//! The measurements are made once, at start-up; a machine changes after it (another program
-//! takes the other cores, the host runs another guest on them). So every split also reports
-//! how long its caller waited for the other parts once its own was done
-//! ([`observe_split`]), and the larger of that moving average and the measured cost is the
-//! `s` of a decision: when parts start late, splitting stops; one refused split in 16 is
-//! made anyway, so that splitting resumes when the cores are free again. With another
-//! program spinning on one of two cores from a second after start-up, a 784-300-100-10
-//! step at batch 64 on 2 threads took 0.88 ms against 1.09 ms without this average (one
-//! thread: 0.80 ms).
+//! The measurements are made once, at start-up, and a machine changes after it (another
+//! program takes the other cores, the host runs another guest on them), or was not itself
+//! during it (a measurement that caught the other core away for a few milliseconds). So the
+//! `s` of a decision is what splits have cost lately: every split reports how long its
+//! caller waited for the other parts once its own was done ([`observe_split`]), and a moving
+//! average of these waits, one for helpers asleep and one for helpers awake, each started at
+//! its measured cost, is `s`. When parts start late, splitting stops; one refused split in
+//! 16 is made anyway, in two, so that splitting
+//! resumes when the cores are free again, or after a start-up measurement that was wrong.
+//! With another program spinning on one of two cores from a second after start-up, a
+//! 784-300-100-10 step at batch 64 on 2 threads took 0.88 ms against 1.09 ms without the
+//! averages (one thread: 0.80 ms).
 //!
 //! Splitting never changes a result: each part computes whole output elements with the same
 //! additions in the same order (see [`super::linalg::matmul`] and
 //! [`super::parallel::parallel_each`]), so the measurements, which vary from run to run,
 //! decide only the speed, never the bits.
 
+use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -122,67 +126,128 @@ pub fn threads_for(work: Work, max_parts: usize) -> usize {
     if most <= 1 {
         return 1;
     }
-    let rates = rates();
-    let w = work.seconds(rates);
-    let measured = if awake::helpers_awake() {
-        rates.awake_split_s
+    let w = work.seconds(rates());
+    let helpers = if awake::helpers_awake() {
+        Helpers::Awake
     } else {
-        rates.split_s
+        Helpers::Asleep
     };
-    let threads = decide(w, observed_split_s(), measured, most, probe);
+    let mut probed = false;
+    let threads = decide(w, lately(helpers), most, || {
+        probed = probe();
+        probed
+    });
     if threads > 1 {
+        LAST_SPLIT.set(LastSplit {
+            found: helpers,
+            probe_of: probed.then_some(w),
+        });
         awake::after_split(threads);
     }
     threads
 }
 
-/// The threads for `w` seconds of work when splits cost `lately` of late and `measured` when
-/// last measured: as [`fastest`] says for the larger of the two, except where only `lately`
-/// refuses a split and `probe` says to try one.
-fn decide(
-    w: f64,
-    lately: f64,
-    measured: f64,
-    most: usize,
-    probe: impl FnOnce(bool) -> bool,
-) -> usize {
-    match fastest(w, lately.max(measured), most) {
-        1 if probe(fastest(w, measured, most) > 1) => fastest(w, measured, most),
+/// The threads for `w` seconds of work when a split costs `s`: as [`fastest`] says, or two
+/// where that is one and `probe` says to try a split.
+fn decide(w: f64, s: f64, most: usize, probe: impl FnOnce() -> bool) -> usize {
+    match fastest(w, s, most) {
+        1 if w > 0.0 && probe() => 2,
         threads => threads,
     }
 }
 
-/// What splits have cost lately: a moving average (weight 1/8 for the newest) of the time
-/// each caller waited past its own part ([`observe_split`]), in `f64` bits.
-static LATELY: AtomicU64 = AtomicU64::new(0);
+/// The pool's helper threads as a split finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Helpers {
+    /// Asleep: the split wakes one.
+    Asleep,
+    /// Kept awake by a recent split ([`awake`]).
+    Awake,
+}
 
-/// Splits refused because of what splits cost lately although the measured cost allows them.
+/// What splits have cost lately, with the helpers asleep and awake: moving averages (weight
+/// 1/8 for the newest) of the time each caller waited past its own part ([`observe_split`]),
+/// in `f64` bits, starting from the costs measured at start-up ([`rates`]).
+static LATELY: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// What [`observe_split`] needs to know of a thread's last split.
+#[derive(Debug, Clone, Copy)]
+struct LastSplit {
+    /// How it found the helpers.
+    found: Helpers,
+    /// The work's seconds on one thread, when it was a probe.
+    probe_of: Option<f64>,
+}
+
+thread_local! {
+    /// This thread's last split.
+    static LAST_SPLIT: Cell<LastSplit> = const {
+        Cell::new(LastSplit { found: Helpers::Awake, probe_of: None })
+    };
+}
+
+/// Splits refused since the last probe.
 static REFUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// One split in [`PROBE_EVERY`] that what splits cost lately would refuse is made anyway, so
-/// that the average follows the machine back when its other cores are free again.
+/// One split in [`PROBE_EVERY`] refused ones, at first, is made anyway, in two, so that the
+/// averages follow the machine: back down when its other cores are free again, or after a
+/// measurement at start-up that caught the host running something else on them. Each probe
+/// that does not pay doubles the interval, up to one in [`PROBE_EVERY_MOST`], so that while
+/// the other cores stay busy the probes cost little; one that pays brings it back to 16.
 const PROBE_EVERY: usize = 16;
 
-/// Whether to make a split that the measured cost allows (`allowed`) but what splits cost
-/// lately refuses: once in [`PROBE_EVERY`] such refusals.
-fn probe(allowed: bool) -> bool {
-    allowed && REFUSED.fetch_add(1, Ordering::Relaxed) % PROBE_EVERY == PROBE_EVERY - 1
+/// The longest interval between probes, in refused splits.
+const PROBE_EVERY_MOST: usize = 1024;
+
+/// Refused splits from one probe to the next.
+static PROBE_INTERVAL: AtomicUsize = AtomicUsize::new(PROBE_EVERY);
+
+/// Whether to make a split the cost refuses: once in [`PROBE_INTERVAL`] refusals.
+fn probe() -> bool {
+    let refused = REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    let due = refused >= PROBE_INTERVAL.load(Ordering::Relaxed);
+    if due {
+        REFUSED.store(0, Ordering::Relaxed);
+    }
+    due
 }
 
-/// The moving average of [`observe_split`]'s times, in seconds.
-fn observed_split_s() -> f64 {
-    f64::from_bits(LATELY.load(Ordering::Relaxed))
+/// The interval between probes after one of `w` seconds of work whose caller waited `wait`.
+fn next_interval(interval: usize, w: f64, wait: f64) -> usize {
+    if fastest(w, wait, 2) > 1 {
+        PROBE_EVERY
+    } else {
+        (2 * interval).min(PROBE_EVERY_MOST)
+    }
 }
 
-/// Records that a caller, its own part done, waited `seconds` for the other parts of a split
-/// (a wake-up, a part that started late, or a thread of this process the system ran
-/// something else on). The average of these times, not only the cost measured at start-up,
-/// decides whether helpers kept awake are worth a split: when another program takes the other
-/// cores after start-up, splitting stops paying and stops.
+/// What a split finding the helpers so has cost lately, in seconds.
+fn lately(helpers: Helpers) -> f64 {
+    f64::from_bits(LATELY[helpers as usize].load(Ordering::Relaxed))
+}
+
+/// Records that a caller, its own part done, waited `seconds` for the other parts of its
+/// last split (a wake-up, a part that started late, or a thread of this process the system
+/// ran something else on). The averages of these times, not the costs measured at start-up,
+/// decide whether a split is worth it: when another program takes the other cores after
+/// start-up, splitting stops paying and stops; when a measurement at start-up caught the
+/// other cores away for a few milliseconds (3 processes in 60 here measured 4 ms for a split
+/// to helpers awake, against 0.2–0.3 µs for the others), the waits of the probes bring the
+/// cost back down within a few steps, instead of the process running on one thread.
 pub fn observe_split(seconds: f64) {
-    let _ = LATELY.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+    let last = LAST_SPLIT.get();
+    let _ = LATELY[last.found as usize].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
         Some(moving_average(f64::from_bits(old), seconds).to_bits())
     });
+    if let Some(w) = last.probe_of {
+        LAST_SPLIT.set(LastSplit {
+            probe_of: None,
+            ..last
+        });
+        let _ = PROBE_INTERVAL.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |interval| {
+            Some(next_interval(interval, w, seconds))
+        });
+    }
 }
 
 /// The average after `newest`, which weighs 1/8.
@@ -199,10 +264,16 @@ fn fastest(w: f64, s: f64, most: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// This machine's [`Rates`], measured on first use.
+/// This machine's [`Rates`], measured on first use, which also starts the averages of what
+/// splits cost ([`observe_split`]) at the measured costs.
 pub fn rates() -> &'static Rates {
     static RATES: OnceLock<Rates> = OnceLock::new();
-    RATES.get_or_init(measure)
+    RATES.get_or_init(|| {
+        let rates = measure();
+        LATELY[Helpers::Asleep as usize].store(rates.split_s.to_bits(), Ordering::Relaxed);
+        LATELY[Helpers::Awake as usize].store(rates.awake_split_s.to_bits(), Ordering::Relaxed);
+        rates
+    })
 }
 
 fn measure() -> Rates {
@@ -331,29 +402,51 @@ mod tests {
 
     #[test]
     fn splits_that_cost_more_of_late_stop_but_for_probes() {
-        let (w, measured, most) = (100e-6, 1e-6, 2);
-        assert_eq!(decide(w, 0.0, measured, most, |_| false), 2);
-        assert_eq!(decide(w, 2e-6, measured, most, |_| false), 2, "still pays");
-        assert_eq!(
-            decide(w, 1e-3, measured, most, |_| false),
-            1,
-            "a late part each time"
-        );
-        assert_eq!(
-            decide(w, 1e-3, measured, most, |allowed| allowed),
-            2,
-            "a probe"
-        );
-        assert_eq!(
-            decide(1e-6, 1e-3, measured, most, |allowed| allowed),
-            1,
-            "never paid"
-        );
+        let (w, most) = (100e-6, 4);
+        assert_eq!(decide(w, 1e-6, most, || false), 4);
+        assert_eq!(decide(w, 20e-6, most, || false), 2, "still pays, in two");
+        assert_eq!(decide(w, 1e-3, most, || false), 1, "a late part each time");
+        assert_eq!(decide(w, 1e-3, most, || true), 2, "a probe, in two");
+        assert_eq!(decide(0.0, 1e-3, most, || true), 1, "no work, no probe");
         // The average follows: 8 µs after an average of 0 moves it to 1 µs; the same time
-        // over and over brings it there.
+        // over and over brings it there, from a measurement of 4 ms as from one of 0.
         assert_eq!(moving_average(0.0, 8e-6), 1e-6);
-        let settled = (0..200).fold(1e-3, |a, _| moving_average(a, 2e-6));
-        assert!((settled - 2e-6).abs() < 1e-9, "{settled}");
+        for start in [4e-3, 0.0] {
+            let settled = (0..200).fold(start, |a, _| moving_average(a, 2e-6));
+            assert!((settled - 2e-6).abs() < 1e-9, "{settled}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_measurement_at_start_up_is_outlived() {
+        // Splits measured at 4 ms at start-up (the other core away during the measurement);
+        // the machine's real cost is 0.5 µs. A 20 µs product, refused at 4 ms, is probed once
+        // in 16 refusals, and the probes' waits bring the average down until the product is
+        // split every time.
+        let (w, mut s) = (20e-6, 4e-3);
+        let mut refused = 0usize;
+        let mut splits = Vec::new();
+        for _ in 0..2000 {
+            let threads = decide(w, s, 2, || {
+                refused += 1;
+                refused % PROBE_EVERY == 0
+            });
+            if threads > 1 {
+                s = moving_average(s, 0.5e-6);
+            }
+            splits.push(threads);
+        }
+        assert!(splits[..15].iter().all(|&t| t == 1), "refused at first");
+        assert!(splits[1900..].iter().all(|&t| t == 2), "{s}");
+    }
+
+    #[test]
+    fn probes_that_do_not_pay_come_ever_more_rarely() {
+        let w = 100e-6;
+        let busy = (0..10).fold(PROBE_EVERY, |i, _| next_interval(i, w, 1e-3));
+        assert_eq!(busy, PROBE_EVERY_MOST, "a core away: 1 ms waits");
+        assert_eq!(next_interval(64, w, 60e-6), 128, "60 µs of 100 do not pay");
+        assert_eq!(next_interval(busy, w, 1e-6), PROBE_EVERY, "the core back");
     }
 
     #[test]

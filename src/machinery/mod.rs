@@ -30,8 +30,8 @@
 //! Every split among threads (a product, the images of a convolution or pooling pass, an
 //! element-wise pass such as ReLU or an optimizer's update, evaluation blocks) asks
 //! [`cost::threads_for`] with the work's size, in multiply-adds and bytes moved; the model
-//! weighs it against one thread's measured rates and the measured cost of waking another
-//! thread. That cost is small when a split follows another within a millisecond: the helper
+//! weighs it against one thread's measured rates and what handing a part to another thread
+//! has cost lately (measured at start-up, then followed split by split). That cost is small when a split follows another within a millisecond: the helper
 //! threads are then kept awake, taking work as soon as it comes, rather than going to sleep
 //! after each part and being woken for the next ([`awake`]; 0.8 against 25 µs measured on a
 //! 2-core Zen 4 virtual machine). `backprop bench --costs` prints the measurements.
