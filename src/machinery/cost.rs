@@ -231,9 +231,10 @@ fn lately(helpers: Helpers) -> f64 {
 /// ran something else on). The averages of these times, not the costs measured at start-up,
 /// decide whether a split is worth it: when another program takes the other cores after
 /// start-up, splitting stops paying and stops; when a measurement at start-up caught the
-/// other cores away for a few milliseconds (3 processes in 60 here measured 4 ms for a split
-/// to helpers awake, against 0.2–0.3 µs for the others), the waits of the probes bring the
-/// cost back down within a few steps, instead of the process running on one thread.
+/// other cores away for a few milliseconds (on the 2-vCPU machine of BENCHMARKS.md, 7 of 60
+/// start-ups measured 4 ms for a split to helpers awake against 0.2–0.3 µs for the others,
+/// 25 measured 3.4 ms for helpers asleep), the waits of the probes bring the cost back down
+/// within a few steps, instead of the process running on one thread.
 pub fn observe_split(seconds: f64) {
     let last = LAST_SPLIT.get();
     let _ = LATELY[last.found as usize].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
