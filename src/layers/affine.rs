@@ -7,8 +7,9 @@
 //!           ∂L/∂b = Σₙ ∂L/∂Y[n, :]        (M,)   the column sum over the batch
 //! ```
 //!
-//! Caches `X` (flattened, see below) for backward; inference (`Mode::Eval`) keeps nothing. Inputs with more than two axes, such as
-//! images `(N, C, H, W)`, are flattened to `(N, C·H·W)`, and `∂L/∂X` is reshaped back.
+//! Caches `X` (flattened, see below) for backward; inference (`Mode::Eval`) keeps nothing.
+//! Inputs with more than two axes, such as images `(N, C, H, W)`, are flattened to
+//! `(N, C·H·W)`, and `∂L/∂X` is reshaped back.
 //! (The buffers the products write into are kept from step to step: see
 //! [`crate::machinery`].)
 //!

@@ -191,7 +191,8 @@ pub trait Layer<A: NdFloat>: Send + Sync + CloneLayer<A> {
 
     /// Hook (speed): the forward step of a net's first layer, whose input is data the caller
     /// keeps. By default a copy goes to [`forward`](Self::forward); Affine copies it into the
-    /// buffer of its last input instead, so that a training step allocates nothing.
+    /// buffer of its last input instead, so that a training step allocates nothing, and in
+    /// inference reads it where it is.
     fn forward_input(&mut self, x: ArrayViewD<'_, A>, mode: Mode) -> ArrayD<A> {
         self.forward(x.to_owned(), mode)
     }

@@ -24,7 +24,8 @@ pub struct Evaluation {
 }
 
 /// Runs `net` in inference mode over all of `split` in blocks of at most
-/// [`Sequential::eval_rows`] rows, and returns `f` of each block's scores `(rows, classes)` and labels, in order.
+/// [`Sequential::eval_rows`] rows, and returns `f` of each block's scores `(rows, classes)`
+/// and labels, in order.
 ///
 /// The blocks are shared among the kernel threads ([`crate::machinery::parallel::threads`]): the calling
 /// thread runs `net` itself, each other thread a copy of it, every one with its kernels on
