@@ -33,7 +33,7 @@
 //! program takes the other cores, the host runs another guest on them), or was not itself
 //! during it (a measurement that caught the other core away for a few milliseconds). So the
 //! `s` of a decision is what splits have cost lately: every split reports how long its
-//! caller waited for the other parts once its own was done ([`observe_split`]), and a moving
+//! caller waited for the other parts once its own was done (`observe_split`), and a moving
 //! average of these waits, one for helpers asleep and one for helpers awake, each started at
 //! its measured cost, is `s`. When parts start late, splitting stops; one refused split in
 //! 16 is made anyway, in two (one in up to 1,024 while such probes keep not paying), so that
@@ -235,8 +235,10 @@ fn lately(helpers: Helpers) -> f64 {
 /// other cores away for a few milliseconds (on the 2-vCPU machine of BENCHMARKS.md, 7 of 60
 /// start-ups measured 4 ms for a split to helpers awake against 0.2–0.3 µs for the others,
 /// 25 measured 3.4 ms for helpers asleep), the waits of the probes bring the cost back down
-/// within a few steps, instead of the process running on one thread.
-pub fn observe_split(seconds: f64) {
+/// within a few steps, instead of the process running on one thread. After a probe, the
+/// first wait its thread reports (of the probe's own join, or of one nested in it) says
+/// whether it paid.
+pub(crate) fn observe_split(seconds: f64) {
     let last = LAST_SPLIT.get();
     let _ = LATELY[last.found as usize].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
         Some(moving_average(f64::from_bits(old), seconds).to_bits())
@@ -267,7 +269,7 @@ fn fastest(w: f64, s: f64, most: usize) -> usize {
 }
 
 /// This machine's [`Rates`], measured on first use, which also starts the averages of what
-/// splits cost ([`observe_split`]) at the measured costs.
+/// splits cost (`observe_split`) at the measured costs.
 pub fn rates() -> &'static Rates {
     static RATES: OnceLock<Rates> = OnceLock::new();
     RATES.get_or_init(|| {

@@ -191,7 +191,7 @@ fn halve_into<Z: Halves>(zip: Z, parts: usize, f: &(impl Fn(Z) + Sync)) {
 
 /// `rayon::join(a, b)`, telling the cost model how long the caller waited for `b` once `a`
 /// was done ([`cost::observe_split`]).
-pub fn join<RA: Send, RB: Send>(
+pub(crate) fn join<RA: Send, RB: Send>(
     a: impl FnOnce() -> RA + Send,
     b: impl FnOnce() -> RB + Send,
 ) -> (RA, RB) {
