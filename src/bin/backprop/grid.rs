@@ -11,7 +11,7 @@ use backprop::net::{
     Activation, Architecture, DeepConvNet, Init, MultiLayerNet, ProductMacs, Shards, SimpleConvNet,
 };
 use backprop::optim::{OptimizerKind, OptimizerSpec};
-use backprop::train::{Event, TrainConfig, Trainer, evaluate};
+use backprop::train::{Event, TrainConfig, Trainer, predictions};
 use backprop::{Error, Result};
 
 /// One cell of the grid, as `bench/grid.json` writes it.
@@ -75,6 +75,9 @@ pub struct CellResult {
     ms_per_step: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     images_per_s: Option<f64>,
+    /// An eval cell's fraction of test images classified right.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     loss_first: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +140,7 @@ impl Cell {
             shards: None,
             ms_per_step: None,
             images_per_s: None,
+            accuracy: None,
             loss_first: None,
             loss_last: None,
             flops_per_step: 0.0,
@@ -144,9 +148,18 @@ impl Cell {
             peak_rss_mb: 0.0,
         };
         if self.mode == "eval" {
-            evaluate(&mut net, &data.test, 10); // warm-up: buffers and caches
+            // The peers' work: the share of images whose highest score is their label's.
+            let accuracy = |net: &mut _| {
+                let right = predictions(net, &data.test)
+                    .iter()
+                    .zip(&data.test.labels)
+                    .filter(|&(&predicted, &label)| predicted == usize::from(label))
+                    .count();
+                right as f64 / data.test.len().max(1) as f64
+            };
+            accuracy(&mut net); // warm-up: buffers and caches
             let started = Instant::now();
-            evaluate(&mut net, &data.test, 10);
+            result.accuracy = Some(accuracy(&mut net));
             let images = data.test.len() as f64;
             result.images_per_s = Some(images / started.elapsed().as_secs_f64());
             result.flops_per_step = 2.0 * macs.forward * images;
@@ -205,4 +218,49 @@ pub fn gemm_rate() -> f64 {
         best = best.min(started.elapsed().as_secs_f64());
     }
     2.0 * (n * n * n) as f64 / best / 1e9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backprop::data::Split;
+
+    /// A split of `n` made-up 28×28 images, labels cycling through the ten classes.
+    fn split(n: usize) -> Split {
+        Split {
+            images: ndarray::Array2::from_shape_fn((n, 784), |(i, j)| {
+                ((i * 31 + j * 7) % 256) as u8
+            }),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            rows: 28,
+            cols: 28,
+        }
+    }
+
+    /// An eval cell times the peers' work, the share of images whose highest score is their
+    /// label, and reports the very accuracy `evaluate` gives the same weights.
+    #[test]
+    fn an_eval_cell_reports_the_accuracy_of_evaluate() -> Result<()> {
+        let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/grid.json");
+        let cell = cell(&grid, "eval/mlp/784-50-10/relu")?;
+        let data = Dataset {
+            name: "made-up".into(),
+            source: "this test".into(),
+            train: split(0),
+            test: split(613),
+            class_names: (0..10).map(|c| c.to_string()).collect(),
+        };
+        for rep in [0, 1] {
+            let result = cell.run(&data, rep, None)?;
+            let mut net = cell.architecture()?.build::<f32>(rep)?;
+            let expected = backprop::train::evaluate(&mut net, &data.test, 10).accuracy;
+            assert_eq!(result.accuracy, Some(expected), "rep {rep}");
+            assert!(result.images_per_s.is_some_and(|v| v > 0.0));
+            assert_eq!(
+                result.flops_per_step,
+                2.0 * (784.0 * 50.0 + 50.0 * 10.0) * 613.0
+            );
+        }
+        Ok(())
+    }
 }
