@@ -25,9 +25,11 @@
 use ndarray::{Array1, Array2, ArrayD, ArrayView2, ArrayViewD, Ix2, IxDyn, NdFloat};
 use rand::Rng;
 
-use super::{Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, visit_weights};
+use super::{
+    Layer, Mode, Param, cached, dout_matrix, flatten_batch, sum_rows_into, unflatten, visit_weights,
+};
 use crate::functions::randn;
-use crate::machinery::linalg::matmul;
+use crate::machinery::linalg::{matmul, product_output};
 use crate::machinery::scratch::reuse;
 
 /// A fully connected layer `Y = X·W + b`.
@@ -88,10 +90,15 @@ impl<A: NdFloat> Affine<A> {
 }
 
 impl<A: NdFloat> Affine<A> {
-    /// `Y = X·W + b` for `X (N, D)`, into the buffer of the last `∂L/∂Y` when it fits.
+    /// `Y = X·W + b` for `X (N, D)`: in training into the buffer of the last `∂L/∂Y` when it
+    /// fits; in inference into one laid out for the product's speed ([`product_output`]).
     #[track_caller]
-    fn product(&mut self, x: ArrayView2<'_, A>) -> Array2<A> {
-        let mut y = reuse(&mut self.spare_y, Ix2(x.nrows(), self.w.ncols()), A::zero());
+    fn product(&mut self, x: ArrayView2<'_, A>, mode: Mode) -> Array2<A> {
+        let (n, m) = (x.nrows(), self.w.ncols());
+        let mut y = match mode {
+            Mode::Train => reuse(&mut self.spare_y, Ix2(n, m), A::zero()),
+            Mode::Eval => product_output(n, m),
+        };
         y.assign(&self.b); // Y = b
         matmul(x, self.w.view(), y.view_mut(), true); // Y += X·W
         y
@@ -117,7 +124,7 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
     #[track_caller]
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         let (x, shape) = flatten_batch("Affine", x, ("W", self.w.shape())); // X (N, D)
-        let y = self.product(x.view());
+        let y = self.product(x.view(), mode);
         self.x = match mode {
             Mode::Train => Some((x, shape)), // for backward
             Mode::Eval => None,              // no backward follows inference
@@ -133,8 +140,7 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
         // ∂L/∂X = ∂L/∂Y·Wᵀ, written over X, which ∂L/∂W no longer needs.
         matmul(dy.view(), self.w.t(), x.view_mut(), false);
         self.spare_y = Some(dy);
-        x.into_shape_with_order(shape)
-            .expect("dX has as many elements as X")
+        unflatten(x, shape).expect("dX has as many elements as X")
     }
 
     /// `∂L/∂W = Xᵀ·∂L/∂Y;  ∂L/∂b = Σₙ ∂L/∂Y`, without `∂L/∂X`.
@@ -152,12 +158,12 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
             && x.ncols() == self.w.nrows()
         {
             self.x = None;
-            return self.product(x).into_dyn();
+            return self.product(x, mode).into_dyn();
         }
         let mut last = self
             .x
             .take()
-            .and_then(|(x, shape)| x.into_shape_with_order(shape).ok());
+            .and_then(|(x, shape)| unflatten(x, shape).ok());
         let mut copy = reuse(&mut last, x.raw_dim(), A::zero());
         copy.assign(&x);
         self.forward(copy, mode)
@@ -227,6 +233,32 @@ mod tests {
             affine.forward(flattened, Mode::Train),
             "inputs with more axes are flattened, as in training"
         );
+    }
+
+    /// Inference writes `Y` column-major when it has fewer columns than rows (so that faer's
+    /// SIMD lanes run along the longer side), with the bits of training's row-major `Y`, also
+    /// for sums over more than faer's 512-long chunks of `k`.
+    #[test]
+    fn inference_lays_out_y_for_the_product_with_the_training_bits() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for (n, d, m) in [(250, 784, 50), (64, 600, 10), (33, 1100, 40), (20, 30, 70)] {
+            let mut affine = Affine::<f32>::randn(d, m, 0.1, &mut rng);
+            affine.b.mapv_inplace(|_| rng.random_range(-1.0..1.0));
+            let x = test_input::<f32>(&[n, d], 5);
+            let trained = affine.forward_input(x.view(), Mode::Train);
+            let inferred = affine.forward_input(x.view(), Mode::Eval);
+            assert_eq!(inferred, trained, "{n}×{d}·{d}×{m}");
+            assert!(trained.is_standard_layout(), "training's Y is row-major");
+            let column_major = inferred.t().is_standard_layout() && !inferred.is_standard_layout();
+            assert_eq!(column_major, m < n, "{n}×{d}·{d}×{m}");
+            // The next layer takes Y as it is, column-major or not.
+            let mut next = Affine::<f32>::randn(m, 3, 1.0, &mut rng);
+            let y = trained.as_standard_layout().into_owned();
+            assert_eq!(
+                next.forward(inferred, Mode::Eval),
+                next.forward(y, Mode::Eval)
+            );
+        }
     }
 
     #[test]

@@ -32,9 +32,11 @@
 use ndarray::{Array1, Array2, ArrayD, Dimension, IxDyn, NdFloat, Zip};
 
 use super::{
-    Buffer, Layer, Mode, Param, cached, check_dout_shape, flatten_batch, visit_two_params,
+    Buffer, Layer, Mode, Param, cached, check_dout_shape, flatten_batch, unflatten,
+    visit_two_params,
 };
-use crate::machinery::scratch::reuse;
+use crate::machinery::per_feature::per_feature;
+use crate::machinery::scratch::reuse_like;
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.
 const EPS: f64 = 1e-6;
@@ -127,22 +129,20 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
         Zip::from(&mut self.inv_std)
             .and(&self.var)
             .for_each(|s, &v| *s = A::one() / (v + eps).sqrt());
-        Zip::from(&mut x) // x ← x̂
-            .and_broadcast(&self.mean)
-            .and_broadcast(&self.inv_std)
-            .for_each(|v, &mu, &s| *v = (*v - mu) * s);
-        let mut y = reuse(&mut self.spare_y, x.raw_dim(), A::zero());
-        Zip::from(&mut y) // y = γ ⊙ x̂ + β
-            .and(&x)
-            .and_broadcast(&self.gamma)
-            .and_broadcast(&self.beta)
-            .for_each(|y, &v, &g, &b| *y = g * v + b);
+        let (mean, inv_std) = (self.mean.view(), self.inv_std.view());
+        per_feature(x.view_mut(), None, (mean, inv_std), |x, v, mu, s| {
+            *x = (v - mu) * s; // x ← x̂
+        });
+        let mut y = reuse_like(&mut self.spare_y, &x, A::zero());
+        let (gamma, beta) = (self.gamma.view(), self.beta.view());
+        per_feature(y.view_mut(), Some(x.view()), (gamma, beta), |y, v, g, b| {
+            *y = g * v + b; // y = γ ⊙ x̂ + β
+        });
         match mode {
             Mode::Train => self.cache = Some((x, shape.clone())),
             Mode::Eval => (self.cache, self.spare_y) = (None, Some(x)),
         }
-        y.into_shape_with_order(shape)
-            .expect("y has as many elements as x")
+        unflatten(y, shape).expect("y has as many elements as x")
     }
 
     /// `∂L/∂β = Σₙ ∂L/∂y;  ∂L/∂γ = Σₙ x̂ ⊙ ∂L/∂y;  g = γ ⊙ ∂L/∂y;`
@@ -168,8 +168,7 @@ impl<A: NdFloat> Layer<A> for BatchNorm<A> {
             .for_each(|v, &xh, &mg, &mgx, &s| *v = (*v - mg - xh * mgx) * s);
         let (x_hat, shape) = self.cache.take().expect("cached above");
         self.spare_y = Some(x_hat);
-        g.into_shape_with_order(shape)
-            .expect("dx has the shape of x")
+        unflatten(g, shape).expect("dx has the shape of x")
     }
 
     fn visit_params<'a>(&'a mut self, visit: &mut dyn FnMut(Param<'a, A>)) {
@@ -249,6 +248,40 @@ mod tests {
     use crate::gradient::check_layer;
     use crate::gradient::standard_normal as test_input;
     use ndarray::{Axis, array};
+
+    /// A column-major batch (as inference's products give one) passes batch norm and the
+    /// element-wise layers in inference with the row-major batch's bits, and stays
+    /// column-major, so the next product reads it as it is.
+    #[test]
+    fn column_major_batches_pass_with_the_row_major_bits() {
+        use crate::layers::{Dropout, Relu, Sigmoid};
+        use ndarray::ShapeBuilder;
+        let x = test_input::<f32>(&[37, 6], 3);
+        let mut bn = BatchNorm::<f32>::new(6);
+        bn.forward(x.clone(), Mode::Train); // running statistics not 0 and 1
+        let rows = x.into_dimensionality::<ndarray::Ix2>().unwrap();
+        let columns = {
+            let mut c = Array2::zeros(rows.raw_dim().f());
+            c.assign(&rows);
+            c.into_dyn()
+        };
+        let layers: [Box<dyn Layer<f32>>; 4] = [
+            Box::new(bn),
+            Box::new(Relu::new()),
+            Box::new(Sigmoid::new()),
+            Box::new(Dropout::new(0.3, 1)),
+        ];
+        for mut layer in layers {
+            let by_rows = layer.forward(rows.clone().into_dyn(), Mode::Eval);
+            let by_columns = layer.forward(columns.clone(), Mode::Eval);
+            assert_eq!(by_columns, by_rows, "{}", layer.kind());
+            assert!(
+                by_columns.t().is_standard_layout() && !by_columns.is_standard_layout(),
+                "{} keeps the batch column-major",
+                layer.kind()
+            );
+        }
+    }
 
     #[test]
     fn normalises_per_feature_and_tracks_running_statistics() {

@@ -281,15 +281,25 @@ pub(crate) fn flatten_batch<A: NdFloat>(
         x.shape()
     );
     let shape = x.raw_dim();
-    let x = if x.is_standard_layout() {
-        x
+    // A matrix keeps its memory order (inference's products may give column-major ones).
+    let x = if x.ndim() == 2 {
+        x.into_dimensionality().expect("two axes")
     } else {
-        x.as_standard_layout().into_owned()
+        x.as_standard_layout()
+            .into_owned()
+            .into_shape_with_order((n, d))
+            .expect("a standard-layout array reshapes to (N, D)")
     };
-    let x = x
-        .into_shape_with_order((n, d))
-        .expect("a standard-layout array reshapes to (N, D)");
     (x, shape)
+}
+
+/// `x (N, D)` back in the `shape` that [`flatten_batch`] flattened it from: the same array,
+/// in its memory order, when that shape is a matrix.
+pub(crate) fn unflatten<A>(x: Array2<A>, shape: IxDyn) -> Result<ArrayD<A>, ndarray::ShapeError> {
+    match shape.ndim() {
+        2 => Ok(x.into_dyn()),
+        _ => x.into_shape_with_order(shape),
+    }
 }
 
 /// `dout` as the matrix `(N, M)` the last forward pass gave.

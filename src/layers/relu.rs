@@ -17,7 +17,7 @@ use ndarray::{ArrayD, NdFloat, Zip};
 
 use super::{Layer, Mode, cached, check_dout_shape};
 use crate::machinery::parallel::zip_for_each;
-use crate::machinery::scratch::reuse;
+use crate::machinery::scratch::reuse_like;
 
 /// Rectified linear unit.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +40,7 @@ impl<A: NdFloat> Layer<A> for Relu {
 
     /// `y = max(0, x)`, remembering `[x > 0]`
     fn forward(&mut self, mut x: ArrayD<A>, _mode: Mode) -> ArrayD<A> {
-        let mut active = reuse(&mut self.active, x.raw_dim(), false);
+        let mut active = reuse_like(&mut self.active, &x, false);
         let (x_and_mask, bytes) = (Zip::from(&mut x).and(&mut active), 2 * size_of::<A>() + 1);
         zip_for_each!(x_and_mask, bytes, |v: &mut A, on: &mut bool| {
             // As the book's `mask = (x <= 0)`, NaN counts as active: it passes through

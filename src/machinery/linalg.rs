@@ -16,7 +16,7 @@
 
 use std::any::TypeId;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, NdFloat};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, NdFloat, ShapeBuilder};
 
 use super::cost::{self, Work};
 
@@ -60,6 +60,21 @@ pub fn matmul<A: NdFloat>(
     let work = Work::product(m, k, n, std::mem::size_of::<A>());
     let parts = cost::threads_for(work, (m.max(n) / MIN_PART).min(m * k * n / MIN_PART_WORK));
     split_product(a, b, c, accumulate, parts);
+}
+
+/// A `C (m, n)` of zeros for a product whose memory order is free to choose (inference, where
+/// no backward pass reads `C`): column-major when `C` has fewer columns than rows, else
+/// row-major.
+///
+/// faer's kernels run their SIMD lanes down `C`'s columns in memory order, so the side of `C`
+/// that is contiguous in memory is cut into vectors of 16 `f32` (AVX-512). `Y = X·W` of 250
+/// images into 50 units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major,
+/// 250 of 256. Measured on 784-50-10's inference (AVX-512): the products' time 0.89 ×
+/// (faer's packing of the row-major `X` included), the whole pass 1.1 × the images per
+/// second. Both orders give the same bits: every element's sum over `k` runs in the same
+/// order (tested in the layers).
+pub fn product_output<A: NdFloat>(m: usize, n: usize) -> Array2<A> {
+    Array2::zeros((m, n).set_f(n < m))
 }
 
 /// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),

@@ -10,6 +10,7 @@
 //! | [`linalg`] | [`linalg::matmul`]: every product (`Y = X·W`, `∂L/∂W = Xᵀ·∂L/∂Y`, …) on faer's GEMM, transposes as strided views |
 //! | [`parallel`] | the threads the kernels use, rayon's pool, and work on disjoint parts of arrays split among them |
 //! | [`scratch`] | buffers kept from pass to pass, so that a training step allocates nothing after its first |
+//! | [`per_feature`] | batch norm's passes with per-feature vectors, in memory order for row- and column-major batches |
 //! | [`pool_kernels`] | max pooling's window scans, written with selects and a fast path for the book's 2×2 windows |
 //! | [`sigmoid_lanes`] | the sigmoid of a whole `f32` array in SIMD lanes (an `exp` the compiler can vectorise) |
 //!
@@ -81,6 +82,7 @@ pub mod awake;
 pub mod cost;
 pub mod linalg;
 pub mod parallel;
+pub mod per_feature;
 pub mod pool_kernels;
 pub mod scratch;
 pub mod sigmoid_lanes;

@@ -1,7 +1,7 @@
 //! Buffers kept from one pass to the next, so that a training step allocates nothing after
 //! its first: a layer hands back the array it no longer needs, and takes it again next pass.
 
-use ndarray::{Array, Dimension};
+use ndarray::{Array, ArrayBase, Data, Dimension, ShapeBuilder};
 
 /// The array in `spare` when it has shape `dim` (its old values still in it), else a new one
 /// filled with `blank`. Leaves `spare` empty.
@@ -13,6 +13,24 @@ pub fn reuse<T: Clone, D: Dimension>(
     match spare.take() {
         Some(array) if array.raw_dim() == dim => array,
         _ => Array::from_elem(dim, blank),
+    }
+}
+
+/// [`reuse`] for a buffer of `like`'s shape and memory order (row- or column-major), so that
+/// an element-wise pass over both runs through memory in one stream.
+pub fn reuse_like<T: Clone, S: Data, D: Dimension>(
+    spare: &mut Option<Array<T, D>>,
+    like: &ArrayBase<S, D>,
+    blank: T,
+) -> Array<T, D> {
+    match spare.take() {
+        Some(array) if array.raw_dim() == like.raw_dim() && array.strides() == like.strides() => {
+            array
+        }
+        _ => {
+            let column_major = !like.is_standard_layout() && like.t().is_standard_layout();
+            Array::from_elem(like.raw_dim().set_f(column_major), blank)
+        }
     }
 }
 

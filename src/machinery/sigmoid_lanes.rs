@@ -22,7 +22,7 @@ pub fn sigmoid_in_place<A: NdFloat>(x: &mut ArrayD<A>) {
     let any: &mut dyn Any = x;
     match any
         .downcast_mut::<ArrayD<f32>>()
-        .and_then(|x| x.as_slice_mut())
+        .and_then(|x| x.as_slice_memory_order_mut())
     {
         Some(x) => sigmoid_f32(x),
         None => x.mapv_inplace(sigmoid),
