@@ -66,10 +66,9 @@ pub fn matmul<A: NdFloat>(
 /// no backward pass reads `C`): column-major when `C` has fewer columns than rows, else
 /// row-major.
 ///
-/// faer's kernels run their SIMD lanes down `C`'s columns in memory order, so the side of `C`
-/// that is contiguous in memory is cut into vectors of 16 `f32` (AVX-512). `Y = X·W` of 250
-/// images into 50 units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major,
-/// 250 of 256. Measured on 784-50-10's inference (AVX-512): the products' time 0.89 ×
+/// faer's kernels cut the side of `C` that is contiguous in memory into SIMD vectors (16 `f32`
+/// with AVX-512), so that side should be the longer one. `Y = X·W` of 250 images into 50
+/// units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major, 250 of 256. Measured on 784-50-10's inference (AVX-512): the products' time 0.89 ×
 /// (faer's packing of the row-major `X` included), the whole pass 1.1 × the images per
 /// second. Both orders give the same bits: every element's sum over `k` runs in the same
 /// order (tested in the layers).
