@@ -195,10 +195,9 @@ fn normalise<A: NdFloat>(src: &[u8], dst: &mut [A]) {
 /// `dst[i] = src[i] / 255` in `f32`, correctly rounded and without a division (a division
 /// per pixel took 14% of a W2 training step). With a fused multiply-add: `1/255` is split in
 /// two `f32`s, `HI + LO`, and `p·HI + (p·LO)`, rounded once by the FMA, is the correctly
-/// rounded quotient for every byte; 16 pixels per two AVX-512 instructions, 2.2 × the speed of
-/// the `f64` way (and a third fewer operations than the remainder correction it replaces),
-/// which CPUs without FMA take: `p · (1/255)` in `f64` is within 2⁻⁵³ of `p / 255`, far closer
-/// than any `f32` rounding boundary. `p·HI` alone would be wrong for 126 bytes. Both ways are
+/// rounded quotient for every byte, 16 pixels per two AVX-512 instructions. CPUs without FMA
+/// take the `f64` way: `p · (1/255)` in `f64` is within 2⁻⁵³ of `p / 255`, far closer than any
+/// `f32` rounding boundary. `p·HI` alone would be wrong for 126 bytes. Both ways are
 /// checked against the division for all 256 bytes in the tests. Compiled for AVX-512 and AVX2
 /// as well and picked at run time.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]

@@ -35,7 +35,7 @@ use super::{
     Buffer, Layer, Mode, Param, cached, check_dout_shape, flatten_batch, unflatten,
     visit_two_params,
 };
-use crate::machinery::per_feature::per_feature;
+use crate::machinery::features::per_feature;
 use crate::machinery::scratch::reuse_like;
 
 /// `ε` of `√(σ² + ε)`, the book's `10e-7`.

@@ -262,9 +262,10 @@ pub(crate) fn check_dout_shape(layer: &str, expected: &[usize], dout: &[usize]) 
     );
 }
 
-/// `x (N, …)` as the matrix `(N, D)` of its examples, with its shape before: a view of the
-/// same buffer, copied only when `x` is not in standard layout. `D` is the first axis of the
-/// layer's parameter `param` (its name and shape).
+/// `x (N, …)` as the matrix `(N, D)` of its examples, with its shape before: the same buffer,
+/// copied only when `x` has more than two axes and is not in standard layout (a matrix is kept
+/// in its memory order). `D` is the first axis of the layer's parameter `param` (its name and
+/// shape).
 ///
 /// # Panics
 /// Naming `layer` and both shapes when `x` does not flatten to `(N, D)`.
@@ -282,13 +283,14 @@ pub(crate) fn flatten_batch<A: NdFloat>(
     );
     let shape = x.raw_dim();
     // A matrix keeps its memory order (inference's products may give column-major ones).
-    let x = if x.ndim() == 2 {
-        x.into_dimensionality().expect("two axes")
-    } else {
-        x.as_standard_layout()
+    let x = match (x.ndim(), x.is_standard_layout()) {
+        (2, _) => x.into_dimensionality().expect("two axes"),
+        (_, true) => x.into_shape_with_order((n, d)).expect("reshapes to (N, D)"),
+        (_, false) => x
+            .as_standard_layout()
             .into_owned()
             .into_shape_with_order((n, d))
-            .expect("a standard-layout array reshapes to (N, D)")
+            .expect("a standard-layout array reshapes to (N, D)"),
     };
     (x, shape)
 }

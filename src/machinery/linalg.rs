@@ -63,17 +63,18 @@ pub fn matmul<A: NdFloat>(
 }
 
 /// A `C (m, n)` of zeros for a product whose memory order is free to choose (inference, where
-/// no backward pass reads `C`): column-major when `C` has fewer columns than rows, else
-/// row-major.
+/// no backward pass reads `C`): column-major when `C` has fewer columns than rows (but more
+/// than one), else row-major.
 ///
 /// faer's kernels cut the side of `C` that is contiguous in memory into SIMD vectors (16 `f32`
 /// with AVX-512), so that side should be the longer one. `Y = X·W` of 250 images into 50
-/// units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major, 250 of 256. Measured on 784-50-10's inference (AVX-512): the products' time 0.89 ×
-/// (faer's packing of the row-major `X` included), the whole pass 1.1 × the images per
-/// second. Both orders give the same bits: every element's sum over `k` runs in the same
+/// units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major, 250 of 256.
+/// Measured on 784-50-10's inference (AVX-512): the products' time 0.89 × (faer's packing of
+/// the row-major `X` included), the whole pass 1.1 × the images per second. A single column
+/// stays row-major: it is both orders at once, which buffers kept by layout would not tell. Both orders give the same bits: every element's sum over `k` runs in the same
 /// order (tested in the layers).
 pub fn product_output<A: NdFloat>(m: usize, n: usize) -> Array2<A> {
-    Array2::zeros((m, n).set_f(n < m))
+    Array2::zeros((m, n).set_f(1 < n && n < m))
 }
 
 /// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),

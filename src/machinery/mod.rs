@@ -10,7 +10,7 @@
 //! | [`linalg`] | [`linalg::matmul`]: every product (`Y = X·W`, `∂L/∂W = Xᵀ·∂L/∂Y`, …) on faer's GEMM, transposes as strided views |
 //! | [`parallel`] | the threads the kernels use, rayon's pool, and work on disjoint parts of arrays split among them |
 //! | [`scratch`] | buffers kept from pass to pass, so that a training step allocates nothing after its first |
-//! | [`per_feature`] | batch norm's passes with per-feature vectors, in memory order for row- and column-major batches |
+//! | [`features`] | batch norm's passes with per-feature vectors, in memory order for row- and column-major batches |
 //! | [`pool_kernels`] | max pooling's window scans, written with selects and a fast path for the book's 2×2 windows |
 //! | [`sigmoid_lanes`] | the sigmoid of a whole `f32` array in SIMD lanes (an `exp` the compiler can vectorise) |
 //!
@@ -30,7 +30,7 @@
 //! than rows are written column-major ([`linalg::product_output`]), so that faer's SIMD lanes
 //! run along the batch (784-50-10's evaluation: 1.1 × the images per second); the layers
 //! after it take such a batch as it is, ReLU's mask and batch norm's output in its order,
-//! batch norm's per-feature passes through memory in order ([`per_feature`]).
+//! batch norm's per-feature passes through memory in order ([`features`]).
 //!
 //! ## When work is split
 //!
@@ -50,8 +50,10 @@
 //! that finds them idle): Affine writes `∂L/∂X` over its cached `X` (no longer needed once
 //! `∂L/∂W` is known) and takes the buffer of the `∂L/∂Y` it received for its next `Y`; ReLU
 //! and Dropout mask the array they are given in place and keep their masks
-//! ([`scratch::reuse`], [`scratch::reuse_like`]), Sigmoid its output ([`scratch::keep_copy`]); Softmax-with-Loss writes
-//! `∂L/∂x` into the buffer of the `y` before.
+//! ([`scratch::reuse`], [`scratch::reuse_like`]), Sigmoid its output
+//! ([`scratch::keep_copy`]); Softmax-with-Loss writes `∂L/∂x` into the buffer of the `y`
+//! before. Buffers are taken again only in the memory order of the array they are for, so
+//! that inference's column-major batches do not carry over into training.
 //! A net's first layer gets the data as a view ([`crate::layers::Layer::forward_input`]),
 //! which Affine copies into the buffer of its last input in training (inference, which keeps
 //! no input, reads the data where it is), and is asked for its parameter
@@ -86,9 +88,9 @@
 
 pub mod awake;
 pub mod cost;
+pub mod features;
 pub mod linalg;
 pub mod parallel;
-pub mod per_feature;
 pub mod pool_kernels;
 pub mod scratch;
 pub mod sigmoid_lanes;

@@ -3,15 +3,15 @@
 
 use ndarray::{Array, ArrayBase, Data, Dimension, ShapeBuilder};
 
-/// The array in `spare` when it has shape `dim` (its old values still in it), else a new one
-/// filled with `blank`. Leaves `spare` empty.
+/// The array in `spare` when it has shape `dim` and is row-major (its old values still in
+/// it), else a new row-major one filled with `blank`. Leaves `spare` empty.
 pub fn reuse<T: Clone, D: Dimension>(
     spare: &mut Option<Array<T, D>>,
     dim: D,
     blank: T,
 ) -> Array<T, D> {
     match spare.take() {
-        Some(array) if array.raw_dim() == dim => array,
+        Some(array) if array.raw_dim() == dim && array.is_standard_layout() => array,
         _ => Array::from_elem(dim, blank),
     }
 }
@@ -24,14 +24,18 @@ pub fn reuse_like<T: Clone, S: Data, D: Dimension>(
     blank: T,
 ) -> Array<T, D> {
     match spare.take() {
-        Some(array) if array.raw_dim() == like.raw_dim() && array.strides() == like.strides() => {
+        Some(array)
+            if array.raw_dim() == like.raw_dim() && column_major(&array) == column_major(like) =>
+        {
             array
         }
-        _ => {
-            let column_major = !like.is_standard_layout() && like.t().is_standard_layout();
-            Array::from_elem(like.raw_dim().set_f(column_major), blank)
-        }
+        _ => Array::from_elem(like.raw_dim().set_f(column_major(like)), blank),
     }
+}
+
+/// Whether `a` is column-major and not row-major too (as an array of one row or column is).
+fn column_major<S: Data, D: Dimension>(a: &ArrayBase<S, D>) -> bool {
+    !a.is_standard_layout() && a.t().is_standard_layout()
 }
 
 /// [`reuse`] for a buffer that is only right for the input it was made for (`key`), such as
@@ -48,11 +52,13 @@ pub fn reuse_for<T: Clone, D: Dimension, K: PartialEq>(
     reuse(&mut same, dim, blank)
 }
 
-/// Copies `x` into the buffer in `kept` (or a new one), as a cache of `x` that allocates
-/// nothing from the second pass on.
+/// Copies `x` into the buffer in `kept` (or a new one in `x`'s memory order), as a cache of
+/// `x` that allocates nothing from the second pass on.
 pub fn keep_copy<T: Clone, D: Dimension>(kept: &mut Option<Array<T, D>>, x: &Array<T, D>) {
     match kept {
-        Some(copy) if copy.shape() == x.shape() => copy.assign(x),
+        Some(copy) if copy.shape() == x.shape() && column_major(copy) == column_major(x) => {
+            copy.assign(x)
+        }
         _ => *kept = Some(x.clone()),
     }
 }
@@ -61,6 +67,34 @@ pub fn keep_copy<T: Clone, D: Dimension>(kept: &mut Option<Array<T, D>>, x: &Arr
 mod tests {
     use super::*;
     use ndarray::{Array2, Dim, array};
+
+    /// `reuse` gives row-major buffers only, and `reuse_like` buffers in the order of the
+    /// array they are for, taking them again pass after pass: so inference's column-major
+    /// batches do not carry over into training's buffers, nor pay an allocation each pass.
+    #[test]
+    fn buffers_are_taken_again_only_in_their_arrays_order() {
+        use ndarray::ShapeBuilder;
+        let column_major = Array2::<f32>::zeros((4, 3).f());
+        let mut spare = Some(column_major.clone());
+        assert!(reuse(&mut spare, Dim([4, 3]), 0.0).is_standard_layout());
+        for like in [
+            column_major,
+            Array2::zeros((4, 3)),
+            Array2::zeros((4, 1).f()),
+        ] {
+            let mut spare = Some(reuse_like(&mut None, &like, 0.0));
+            let first = spare.as_ref().map(|a| a.as_ptr());
+            let again = reuse_like(&mut spare, &like, 0.0);
+            assert_eq!(Some(again.as_ptr()), first, "{:?}", like.strides());
+            assert_eq!(
+                again.t().is_standard_layout(),
+                like.t().is_standard_layout()
+            );
+        }
+        let mut kept = Some(Array2::<f32>::zeros((4, 3).f()));
+        keep_copy(&mut kept, &Array2::ones((4, 3)));
+        assert!(kept.is_some_and(|k| k.is_standard_layout() && k.sum() == 12.0));
+    }
 
     #[test]
     fn a_buffer_of_the_same_shape_is_reused_and_another_is_not() {

@@ -15,6 +15,7 @@ use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 ///
 /// # Panics
 /// When the shapes differ.
+#[track_caller]
 pub fn per_feature<A: Copy>(
     mut out: ArrayViewMut2<'_, A>,
     x: Option<ArrayView2<'_, A>>,
@@ -24,7 +25,11 @@ pub fn per_feature<A: Copy>(
     let (rows, d) = out.dim();
     assert!(
         a.len() == d && b.len() == d && x.as_ref().is_none_or(|x| x.dim() == (rows, d)),
-        "per_feature: shapes"
+        "per_feature: a batch {:?} with vectors of {} and {} and an input {:?}",
+        out.shape(),
+        a.len(),
+        b.len(),
+        x.as_ref().map(|x| x.shape())
     );
     // The memory of `out` and `x` as slices, when both are row-major or both column-major.
     let column_major = !out.is_standard_layout();
@@ -74,12 +79,12 @@ pub fn per_feature<A: Copy>(
         }
         return;
     }
-    let x = x.map_or_else(|| out.to_owned(), |x| x.to_owned());
-    Zip::from(&mut out)
-        .and(&x)
-        .and_broadcast(&a)
-        .and_broadcast(&b)
-        .for_each(|o, &v, &a, &b| f(o, v, a, b));
+    // Other layouts (strided views, or `out` and `x` in two orders): ndarray's `Zip`.
+    let zip = Zip::from(&mut out).and_broadcast(&a).and_broadcast(&b);
+    match x {
+        None => zip.for_each(|o, &a, &b| f(o, *o, a, b)),
+        Some(x) => zip.and(&x).for_each(|o, &a, &b, &v| f(o, v, a, b)),
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +119,21 @@ mod tests {
                 per_feature(out.view_mut(), Some(x.view()), (a.view(), b.view()), f);
                 assert_eq!(out, expected);
             }
+        }
+        for shape in [(0, d), (n, 0), (n, 1), (1, d)] {
+            let x = Array2::from_shape_fn(shape, value);
+            let (a, b) = (
+                a.slice(ndarray::s![..shape.1]),
+                b.slice(ndarray::s![..shape.1]),
+            );
+            let mut expected = x.clone();
+            Zip::from(&mut expected)
+                .and_broadcast(&a)
+                .and_broadcast(&b)
+                .for_each(|o, &a, &b| f(o, *o, a, b));
+            let mut out = Array2::zeros(ShapeBuilder::f(shape));
+            per_feature(out.view_mut(), Some(x.view()), (a, b), f);
+            assert_eq!(out, expected, "{shape:?}");
         }
         let wide = Array2::from_shape_fn((n, 2 * d), |(i, j)| value((i, j / 2)));
         let strided = wide.slice(ndarray::s![.., ..;2]);
