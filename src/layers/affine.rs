@@ -183,6 +183,7 @@ mod tests {
     use super::*;
     use crate::gradient::check_layer;
     use crate::gradient::standard_normal as test_input;
+    use crate::machinery::scratch::column_major;
     use ndarray::array;
     use rand::SeedableRng;
 
@@ -251,8 +252,7 @@ mod tests {
             let inferred = affine.forward_input(x.view(), Mode::Eval);
             assert_eq!(inferred, trained, "{n}×{d}·{d}×{m}");
             assert!(trained.is_standard_layout(), "training's Y is row-major");
-            let column_major = inferred.t().is_standard_layout() && !inferred.is_standard_layout();
-            assert_eq!(column_major, m < n, "{n}×{d}·{d}×{m}");
+            assert_eq!(column_major(&inferred), m < n, "{n}×{d}·{d}×{m}");
             // The next layer takes Y as it is, column-major or not.
             let mut next = Affine::<f32>::randn(m, 3, 1.0, &mut rng);
             let y = trained.as_standard_layout().into_owned();

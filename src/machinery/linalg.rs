@@ -71,8 +71,9 @@ pub fn matmul<A: NdFloat>(
 /// units, row-major, fills 50 of the 64 lanes it computes (78 %); column-major, 250 of 256.
 /// Measured on 784-50-10's inference (AVX-512): the products' time 0.89 × (faer's packing of
 /// the row-major `X` included), the whole pass 1.1 × the images per second. A single column
-/// stays row-major: it is both orders at once, which buffers kept by layout would not tell. Both orders give the same bits: every element's sum over `k` runs in the same
-/// order (tested in the layers).
+/// stays row-major: it is both orders at once, which buffers kept by order would not tell.
+/// Both orders give the same bits: every element's sum over `k` runs in the same order
+/// (tested in the layers).
 pub fn product_output<A: NdFloat>(m: usize, n: usize) -> Array2<A> {
     Array2::zeros((m, n).set_f(1 < n && n < m))
 }

@@ -10,10 +10,7 @@ pub fn reuse<T: Clone, D: Dimension>(
     dim: D,
     blank: T,
 ) -> Array<T, D> {
-    match spare.take() {
-        Some(array) if array.raw_dim() == dim && array.is_standard_layout() => array,
-        _ => Array::from_elem(dim, blank),
-    }
+    reuse_in_order(spare, dim, false, blank)
 }
 
 /// [`reuse`] for a buffer of `like`'s shape and memory order (row- or column-major), so that
@@ -23,18 +20,27 @@ pub fn reuse_like<T: Clone, S: Data, D: Dimension>(
     like: &ArrayBase<S, D>,
     blank: T,
 ) -> Array<T, D> {
+    reuse_in_order(spare, like.raw_dim(), column_major(like), blank)
+}
+
+/// The array in `spare` when it has shape `dim` and the memory order asked for, else a new
+/// one in that order filled with `blank`.
+fn reuse_in_order<T: Clone, D: Dimension>(
+    spare: &mut Option<Array<T, D>>,
+    dim: D,
+    column_major_order: bool,
+    blank: T,
+) -> Array<T, D> {
     match spare.take() {
-        Some(array)
-            if array.raw_dim() == like.raw_dim() && column_major(&array) == column_major(like) =>
-        {
+        Some(array) if array.raw_dim() == dim && column_major(&array) == column_major_order => {
             array
         }
-        _ => Array::from_elem(like.raw_dim().set_f(column_major(like)), blank),
+        _ => Array::from_elem(dim.set_f(column_major_order), blank),
     }
 }
 
 /// Whether `a` is column-major and not row-major too (as an array of one row or column is).
-fn column_major<S: Data, D: Dimension>(a: &ArrayBase<S, D>) -> bool {
+pub(crate) fn column_major<S: Data, D: Dimension>(a: &ArrayBase<S, D>) -> bool {
     !a.is_standard_layout() && a.t().is_standard_layout()
 }
 
@@ -74,22 +80,15 @@ mod tests {
     #[test]
     fn buffers_are_taken_again_only_in_their_arrays_order() {
         use ndarray::ShapeBuilder;
-        let column_major = Array2::<f32>::zeros((4, 3).f());
-        let mut spare = Some(column_major.clone());
+        let by_columns = Array2::<f32>::zeros((4, 3).f());
+        let mut spare = Some(by_columns.clone());
         assert!(reuse(&mut spare, Dim([4, 3]), 0.0).is_standard_layout());
-        for like in [
-            column_major,
-            Array2::zeros((4, 3)),
-            Array2::zeros((4, 1).f()),
-        ] {
+        for like in [by_columns, Array2::zeros((4, 3)), Array2::zeros((4, 1).f())] {
             let mut spare = Some(reuse_like(&mut None, &like, 0.0));
             let first = spare.as_ref().map(|a| a.as_ptr());
             let again = reuse_like(&mut spare, &like, 0.0);
             assert_eq!(Some(again.as_ptr()), first, "{:?}", like.strides());
-            assert_eq!(
-                again.t().is_standard_layout(),
-                like.t().is_standard_layout()
-            );
+            assert_eq!(column_major(&again), column_major(&like));
         }
         let mut kept = Some(Array2::<f32>::zeros((4, 3).f()));
         keep_copy(&mut kept, &Array2::ones((4, 3)));
