@@ -4,10 +4,10 @@
 //!
 //! With `BACKPROP_PAUSE_POINTS=1` in the environment, the process writes a line
 //! `pause: <moment>` to stderr at each point below and waits for a line on stdin before it
-//! goes on; at the end of stdin it stops pausing. The test reads the lines and either
-//! answers or kills the process, which is then exactly at that moment; the answer `panic`
-//! makes it panic there (a bug's way to end). Without the variable a point costs one load of
-//! a flag.
+//! goes on; at the end of stdin it stops pausing (and at an error reading it, which it
+//! says). The test reads the lines and either answers or kills the process, which is then
+//! exactly at that moment; the answer `panic` makes it panic there (a bug's way to end).
+//! Without the variable a point costs one load of a flag.
 //!
 //! | moment | where |
 //! |---|---|
@@ -36,13 +36,16 @@ pub(crate) fn pause(moment: impl FnOnce() -> String) {
     if !active().load(Ordering::Relaxed) {
         return;
     }
-    let mut err = std::io::stderr().lock();
-    let told = writeln!(err, "pause: {}", moment()).and_then(|()| err.flush());
-    drop(err);
+    // One write: a launcher merging several processes' output (mpirun) cannot cut the line.
+    let told = std::io::stderr().write_all(format!("pause: {}\n", moment()).as_bytes());
     let mut line = String::new();
     let answered = std::io::stdin().lock().read_line(&mut line);
     if told.is_err() || !matches!(answered, Ok(n) if n > 0) {
         active().store(false, Ordering::Relaxed);
+    }
+    if let Err(e) = answered {
+        // Not the end of stdin that a test gives: said, so that the test can tell why.
+        let _ = std::io::stderr().write_all(format!("pause points off: stdin: {e}\n").as_bytes());
     }
     assert!(line.trim() != "panic", "asked to panic at a pause point");
 }

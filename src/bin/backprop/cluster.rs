@@ -12,7 +12,6 @@
 //! an error of one rank alone (a file rank 0 cannot write, data another rank cannot read)
 //! too, with a line naming the rank; Open MPI's `mpirun` ends the job when a rank is killed.
 
-use std::io::Write;
 use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -141,10 +140,8 @@ fn silence() {
 /// Writes `line` where it is seen, silenced or not.
 fn fatal(line: &str) {
     match member() {
-        Some(member) => {
-            let _ = writeln!(&member.stderr, "error: {line}");
-        }
-        None => eprintln!("error: {line}"),
+        Some(member) => crate::write_line(&member.stderr, &format!("error: {line}")),
+        None => crate::say_line(&format!("error: {line}")),
     }
 }
 

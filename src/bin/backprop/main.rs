@@ -105,8 +105,8 @@ fn main() -> ExitCode {
                 .filter_map(|l| l.trim().strip_prefix("tip: "))
                 .collect();
             match tips.as_slice() {
-                [] => eprintln!("{first} (see --help)"),
-                tips => eprintln!("{first}; {} (see --help)", tips.join("; ")),
+                [] => say_line(&format!("{first} (see --help)")),
+                tips => say_line(&format!("{first}; {} (see --help)", tips.join("; "))),
             }
             return ExitCode::from(2);
         }
@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         Command::Train(args) => match cluster::join(args.log_all_ranks) {
             Ok(universe) => universe,
             Err(e) => {
-                eprintln!("error: {e}");
+                say_line(&format!("error: {e}"));
                 return ExitCode::FAILURE;
             }
         },
@@ -149,10 +149,22 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
                 .collect();
-            eprintln!("error: {}", parts.join(" "));
+            say_line(&format!("error: {}", parts.join(" ")));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `line` and its newline to stderr in one write, so that a launcher merging the
+/// output of several processes with its own (mpirun) cannot cut the line in two.
+pub fn say_line(line: &str) {
+    write_line(std::io::stderr(), line);
+}
+
+/// Writes `line` and its newline to `to` in one write (`writeln!` writes the pieces of its
+/// format one by one).
+pub fn write_line(mut to: impl std::io::Write, line: &str) {
+    let _ = to.write_all(format!("{line}\n").as_bytes());
 }
 
 /// The model a command reads, and what to assume of a file that does not say it.
