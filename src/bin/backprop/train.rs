@@ -224,7 +224,7 @@ pub fn run(args: &Args) -> super::Outcome {
     eprintln!("saved {}", out.display());
     #[cfg(feature = "mpi")]
     if super::cluster::member().is_some() {
-        eprintln!("{}", super::cluster::step_line(0, trainer.step_times()));
+        crate::say_line(&super::cluster::step_line(0, trainer.step_times()));
     }
     if let Some(tb) = tensorboard {
         eprintln!("tensorboard events in {}", tb.path().display());
@@ -300,10 +300,11 @@ fn follow(member: &super::cluster::Member) -> super::Outcome {
             Err(Error::Diverged { .. }) => return Ok(ExitCode::FAILURE),
             outcome => outcome?,
         }
-        eprintln!(
-            "{}",
-            super::cluster::step_line(member.rank, trainer.step_times())
-        );
+        // Ranks speaking together (--log-all-ranks): one write each, whole lines.
+        crate::say_line(&super::cluster::step_line(
+            member.rank,
+            trainer.step_times(),
+        ));
         Ok(ExitCode::SUCCESS)
     };
     Ok(run().unwrap_or_else(|e| super::cluster::abort(member, &e.to_string())))
