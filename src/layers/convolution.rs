@@ -44,6 +44,8 @@
 //! assert_eq!(y.into_raw_vec_and_offset().0, [12.0, 16.0, 24.0, 28.0]);
 //! ```
 
+use std::mem::MaybeUninit;
+
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3,
     Axis, Ix3, Ix4, NdFloat,
@@ -192,8 +194,12 @@ impl<A: NdFloat> Layer<A> for Convolution<A> {
     fn forward(&mut self, x: ArrayD<A>, mode: Mode) -> ArrayD<A> {
         let x = self.images(x); // (N, C, H, W)
         let (n, fn_, (oh, ow)) = (x.dim().0, self.w_col().nrows(), self.output_size(x.dim()));
-        let mut y = Array3::zeros((n, fn_, oh * ow));
-        self.forward_in_groups(&x, &mut y);
+        // Not zeroed: every element is written (the bias, then the product added).
+        let mut y = Array3::uninit((n, fn_, oh * ow));
+        self.forward_in_groups(&x, y.view_mut());
+        // SAFETY: forward_in_groups has given every image's Yₙ to forward_image, which
+        // writes all of it.
+        let y = unsafe { y.assume_init() };
         self.cache = match mode {
             Mode::Train => Some(x), // for backward
             Mode::Eval => None,     // no backward follows inference
@@ -314,7 +320,7 @@ impl<A: NdFloat> Convolution<A> {
 
     /// [`forward_image`](Self::forward_image) for every image, in one group per thread with one
     /// `colᵀ` buffer each (kept for the next pass): one image's rows per thread, not a batch's.
-    fn forward_in_groups(&mut self, x: &Array4<A>, y: &mut Array3<A>) {
+    fn forward_in_groups(&mut self, x: &Array4<A>, mut y: ArrayViewMut3<'_, MaybeUninit<A>>) {
         let work = self.work_per_image(x.dim()).times(x.dim().0);
         let ((n, c, h, w), group) = (x.dim(), per_thread(x.dim().0, work));
         let groups = n.div_ceil(group);
@@ -348,12 +354,13 @@ impl<A: NdFloat> Convolution<A> {
         Work::product(fn_, k, pixels, size).and(Work::bytes(2 * k * pixels * size))
     }
 
-    /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`.
+    /// One image: `colₙᵀ = im2col(xₙ);  Yₙ = b;  Yₙ += Wc·colₙᵀ`, every element of `y_n`
+    /// written.
     fn forward_image(
         &self,
         x_n: ArrayView3<'_, A>,
         mut col_t: ArrayViewMut2<'_, A>,
-        mut y_n: ArrayViewMut2<'_, A>,
+        mut y_n: ArrayViewMut2<'_, MaybeUninit<A>>,
     ) {
         let x_slice = x_n.as_slice().expect("standard layout");
         im2col_image(
@@ -362,7 +369,12 @@ impl<A: NdFloat> Convolution<A> {
             self.window(),
             col_t.as_slice_mut().expect("fresh"),
         );
-        y_n.assign(&self.b.view().insert_axis(Axis(1)));
+        assert_eq!(y_n.nrows(), self.b.len(), "one row of Yₙ per filter");
+        for (mut row, &b) in y_n.outer_iter_mut().zip(&self.b) {
+            row.fill(MaybeUninit::new(b));
+        }
+        // SAFETY: every row of Yₙ, one per filter, has just been filled.
+        let y_n = unsafe { y_n.assume_init() };
         matmul(self.w_col(), col_t.view(), y_n, true);
     }
 
