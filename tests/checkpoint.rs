@@ -36,8 +36,7 @@ fn a_killed_run_resumes_to_the_same_bits() {
     args.extend(["--out", broken.path().to_str().unwrap()]);
     // Killed at the iteration after the second checkpoint (at 500) was renamed into place.
     let mut child = Paused::start(&args);
-    let reached = child.until(|m| m == "iter 500");
-    assert!(reached.is_some(), "{:?}", child.said);
+    child.reach("iter 500");
     child.kill();
     let checkpoint = broken.path().join("checkpoint.safetensors");
     assert!(
@@ -95,11 +94,7 @@ fn a_checkpoint_is_a_model_every_command_reads() {
     args.extend(["--out", dir.path().to_str().unwrap()]);
     // Stopped for good at iteration 1000, a checkpoint of 1000 iterations done behind it.
     let mut child = Paused::start(&args);
-    assert!(
-        child.until(|m| m == "iter 1000").is_some(),
-        "{:?}",
-        child.said
-    );
+    child.reach("iter 1000");
     child.kill();
     let checkpoint = dir.path().join("checkpoint.safetensors");
     let checkpoint_arg = checkpoint.to_str().unwrap();

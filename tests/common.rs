@@ -128,6 +128,18 @@ impl Paused {
         None
     }
 
+    /// Goes on to the pause point `moment`, failing with what the process said if it ended
+    /// first.
+    #[track_caller]
+    pub fn reach(&mut self, moment: &str) {
+        let reached = self.until(|m| m == moment);
+        assert!(
+            reached.is_some(),
+            "the process ended before `{moment}`; it said: {:?}",
+            self.said
+        );
+    }
+
     /// Tells the process to panic where it stands (a bug's way to end).
     pub fn panic_here(&mut self) {
         use std::io::Write;

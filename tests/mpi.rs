@@ -254,12 +254,7 @@ fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_other_ranks() {
     let mut args = LONG_RUN.to_vec();
     args.extend(["--out", out]);
     let mut job = Paused::spawn(mpirun(2, &args));
-    let reached = job.until(|moment| moment == "renamed checkpoint.safetensors");
-    assert!(
-        reached.is_some(),
-        "rank 0 writes the first checkpoint; the job said: {:?}",
-        job.said
-    );
+    job.reach("renamed checkpoint.safetensors"); // rank 0's first checkpoint
     // Rank 0 stands after its checkpoint, rank 1 waits for it in the next step's exchange.
     let pid = rank_pid(1, out);
     // SAFETY: a signal to a process this test started.
@@ -297,12 +292,7 @@ fn a_panicking_rank_aborts_the_job_naming_it() {
     let mut args = LONG_RUN.to_vec();
     args.extend(["--out", out.to_str().unwrap()]);
     let mut job = Paused::spawn(mpirun(2, &args));
-    let reached = job.until(|moment| moment == "iter 5");
-    assert!(
-        reached.is_some(),
-        "rank 0 reaches iteration 5; the job said: {:?}",
-        job.said
-    );
+    job.reach("iter 5");
     job.panic_here();
     let (status, said) = ended(move || (job.finish(), job.said));
     assert!(!status.success());

@@ -128,11 +128,7 @@ fn a_killed_run_leaves_readable_events_that_its_resumption_continues_as_one_run(
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let (out, tb) = (path("run"), path("tb"));
     let mut child = Paused::start(&run_args("300", &out, &tb));
-    assert!(
-        child.until(|m| m == "iter 250").is_some(),
-        "{:?}",
-        child.said
-    );
+    child.reach("iter 250");
     child.kill();
     let killed = event_files(Path::new(&tb));
     assert_eq!(killed.len(), 1);

@@ -32,10 +32,16 @@ fn reuse_in_order<T: Clone, D: Dimension>(
     blank: T,
 ) -> Array<T, D> {
     match spare.take() {
-        Some(array) if array.raw_dim() == dim && column_major(&array) == column_major_order => {
-            array
-        }
+        Some(array) if array.raw_dim() == dim && in_order(&array, column_major_order) => array,
         _ => Array::from_elem(dim.set_f(column_major_order), blank),
+    }
+}
+
+/// Whether `a` is laid out column-major (`column_major_order`) or row-major.
+fn in_order<S: Data, D: Dimension>(a: &ArrayBase<S, D>, column_major_order: bool) -> bool {
+    match column_major_order {
+        true => column_major(a),
+        false => a.is_standard_layout(),
     }
 }
 
@@ -62,7 +68,7 @@ pub fn reuse_for<T: Clone, D: Dimension, K: PartialEq>(
 /// `x` that allocates nothing from the second pass on.
 pub fn keep_copy<T: Clone, D: Dimension>(kept: &mut Option<Array<T, D>>, x: &Array<T, D>) {
     match kept {
-        Some(copy) if copy.shape() == x.shape() && column_major(copy) == column_major(x) => {
+        Some(copy) if copy.shape() == x.shape() && in_order(copy, column_major(x)) => {
             copy.assign(x)
         }
         _ => *kept = Some(x.clone()),
