@@ -48,7 +48,7 @@ use std::mem::MaybeUninit;
 
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3,
-    Axis, Ix3, Ix4, NdFloat,
+    Axis, Ix3, Ix4, NdFloat, s,
 };
 use rand::Rng;
 
@@ -82,7 +82,18 @@ pub struct Convolution<A> {
     /// Forward's `colᵀ` buffers, one per thread's group of images, kept for the next pass
     /// with the same `(groups, C, H, W)` (their padding entries stay 0).
     cols: Option<(Array3<A>, ImageShape)>,
+    /// Backward's buffers, one pair per thread (see [`Convolution::grads`]), kept for the next
+    /// pass with the same images `(C, H, W)` and the same pair of shapes.
+    grad_cols: Option<(Vec<ColBuffers<A>>, GradColsKey)>,
 }
+
+/// One thread's buffers in backward: `colᵀ` of its images, and what `∂L/∂xₙ` unfolds.
+type ColBuffers<A> = (Array2<A>, Array2<A>);
+
+/// What backward's buffers were made for: the images `(C, H, W)`, which set the first's shape
+/// and where its padding entries lie (they stay 0), and the second's shape (none when no
+/// `∂L/∂x` is asked for).
+type GradColsKey = ((usize, usize, usize), (usize, usize));
 
 impl<A: Clone> Clone for Convolution<A> {
     fn clone(&self) -> Self {
@@ -95,6 +106,7 @@ impl<A: Clone> Clone for Convolution<A> {
             pad: self.pad,
             cache: None,
             cols: None,
+            grad_cols: None,
         }
     }
 }
@@ -121,6 +133,7 @@ impl<A: NdFloat> Convolution<A> {
             pad,
             cache: None,
             cols: None,
+            grad_cols: None,
         }
     }
 
@@ -253,10 +266,21 @@ impl<A: NdFloat> InputGrad<A> {
         if window.stride != 1 || fh != fw || window.pad >= fh {
             return InputGrad::Col2im(window);
         }
-        let turned = Array2::from_shape_fn((c, fn_ * fh * fw), |(c, j)| {
-            let (f, ky, kx) = (j / (fh * fw), j / fw % fh, j % fw);
-            w[[f, c, fh - 1 - ky, fw - 1 - kx]]
-        });
+        // turned[c, (f·FH + ky)·FW + kx] = W[f, c, FH−1−ky, FW−1−kx]: a window turned by 180°
+        // is its FH·FW values in reverse order.
+        let area = fh * fw;
+        let mut turned = Array2::zeros((c, fn_ * area));
+        let windows = w
+            .as_slice()
+            .expect("W is in standard layout")
+            .chunks_exact(area);
+        for (i, window) in windows.enumerate() {
+            let (f, channel) = (i / c, i % c);
+            let part = turned.slice_mut(s![channel, f * area..(f + 1) * area]);
+            part.into_iter()
+                .zip(window.iter().rev())
+                .for_each(|(t, &v)| *t = v);
+        }
         InputGrad::TurnedFilters(turned, window)
     }
 
@@ -395,17 +419,25 @@ impl<A: NdFloat> Convolution<A> {
             .as_ref()
             .map_or((0, 0), |g| g.unfolded_dim((k, pixels), x.dim()));
         let dw = self.dw.view_mut().into_shape_with_order(wc.dim());
+        let (_, c, h, w) = x.dim();
+        let key = ((c, h, w), dcol_dim);
+        let kept = self
+            .grad_cols
+            .take()
+            .filter(|(_, made_for)| *made_for == key);
         let mut dx_n = dx.map(|dx| dx.outer_iter_mut());
         let images = x.outer_iter().zip(dy.outer_iter());
         let items: Vec<_> = images
             .map(|(x_n, dy_n)| (x_n, dy_n, dx_n.as_mut().and_then(Iterator::next)))
             .collect();
-        sum_in_fixed_groups(
+        let buffers = sum_in_fixed_groups(
             dw.expect("dW is in standard layout"),
             items,
             IMAGES_PER_PARTIAL,
             work,
-            || (Array2::zeros((k, pixels)), Array2::zeros(dcol_dim)),
+            (kept.map_or_else(Vec::new, |(buffers, _)| buffers), || {
+                (Array2::zeros((k, pixels)), Array2::zeros(dcol_dim))
+            }),
             |(x_n, dy_n, dx_n), (col_t, dcol_t), partial, accumulate| {
                 let x_slice = x_n.as_slice().expect("standard layout");
                 im2col_image(
@@ -420,6 +452,7 @@ impl<A: NdFloat> Convolution<A> {
                 }
             },
         );
+        self.grad_cols = Some((buffers, key));
     }
 
     /// `dout` as `(N, FN, OH·OW)` in standard layout.
@@ -575,6 +608,31 @@ mod tests {
                 .iter()
                 .fold(0.0, |m: f64, d| m.max(d.abs()));
             assert!(worst < 1e-12, "{c} {fn_} {fh}×{fw} P{pad}: {worst}");
+        }
+    }
+
+    /// Backward keeps its unfolding buffers, whose padding entries must stay 0, only for
+    /// images of the shape they were made for: 7×6 then 6×7 images (as many pixels, the
+    /// padding elsewhere) give the gradients of a layer that never saw 7×6.
+    #[test]
+    fn backward_buffers_serve_only_the_images_they_were_made_for() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+        for (window, pad) in [(3, 1), (3, 2), (2, 1)] {
+            let mut conv =
+                Convolution::<f64>::randn((3, 2, window, window), (1, pad), 1.0, &mut rng);
+            let mut fresh = conv.clone();
+            let pass = |conv: &mut Convolution<f64>, shape: &[usize], seed| {
+                let y = conv.forward(test_input(shape, seed), Mode::Train);
+                let dx = conv.backward(test_input(y.shape(), seed + 1));
+                (dx, conv.dw.clone(), conv.db.clone())
+            };
+            pass(&mut conv, &[4, 2, 7, 6], 30);
+            let again = pass(&mut conv, &[4, 2, 6, 7], 40);
+            assert_eq!(
+                again,
+                pass(&mut fresh, &[4, 2, 6, 7], 40),
+                "{window}×{window} P{pad}"
+            );
         }
     }
 

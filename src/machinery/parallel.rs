@@ -233,18 +233,19 @@ pub fn parallel_zip3<P: Send, Q: Send, R: Send>(
 
 /// `total ← Σₙ term(itemₙ)` over `items`, summed in a fixed order whatever the thread count:
 /// partial sums over fixed groups of `per_group` items (a group on one thread, its items in
-/// order), then the groups in order. Each thread's share of the groups gets one `scratch()`
-/// value for its terms (buffers made once per thread, not per item).
+/// order), then the groups in order. Each thread's share of the groups gets one value of
+/// `scratch` for its terms, made by `make_scratch` where there are too few, and all are handed
+/// back for the next call (buffers made once, not per item nor per call).
 /// `term(item, scratch, partial, accumulate)` writes its term into `partial`, or adds it when
 /// `accumulate`; `work` is what all the terms cost.
-pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S>(
+pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S: Send>(
     mut total: ArrayViewMut2<'_, A>,
     items: Vec<T>,
     per_group: usize,
     work: Work,
-    scratch: impl Fn() -> S + Sync,
+    (mut scratch, make_scratch): (Vec<S>, impl Fn() -> S),
     term: impl Fn(T, &mut S, ArrayViewMut2<'_, A>, bool) + Sync,
-) {
+) -> Vec<S> {
     let mut partials: Vec<Array2<A>> = (0..items.len().div_ceil(per_group))
         .map(|_| Array2::zeros(total.raw_dim()))
         .collect();
@@ -258,11 +259,12 @@ pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S>(
         (!share.is_empty()).then_some(share)
     })
     .collect();
-    parallel_each(shares, work, |share| {
-        let mut scratch = scratch();
+    scratch.resize_with(scratch.len().max(shares.len()), make_scratch);
+    let jobs = shares.into_iter().zip(scratch.iter_mut()).collect();
+    parallel_each(jobs, work, |(share, scratch)| {
         for (items, partial) in share {
             for (i, item) in items.into_iter().enumerate() {
-                term(item, &mut scratch, partial.view_mut(), i > 0);
+                term(item, scratch, partial.view_mut(), i > 0);
             }
         }
     });
@@ -270,6 +272,7 @@ pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S>(
     for partial in &partials {
         total += partial;
     }
+    scratch
 }
 
 #[cfg(test)]
