@@ -95,11 +95,15 @@ impl<A: NdFloat> Affine<A> {
     #[track_caller]
     fn product(&mut self, x: ArrayView2<'_, A>, mode: Mode) -> Array2<A> {
         let (n, m) = (x.nrows(), self.w.ncols());
+        // Y = b
         let mut y = match mode {
-            Mode::Train => reuse(&mut self.spare_y, Ix2(n, m), A::zero()),
-            Mode::Eval => product_output(n, m),
+            Mode::Train => {
+                let mut y = reuse(&mut self.spare_y, Ix2(n, m), A::zero());
+                y.assign(&self.b);
+                y
+            }
+            Mode::Eval => product_output(n, self.b.view()),
         };
-        y.assign(&self.b); // Y = b
         matmul(x, self.w.view(), y.view_mut(), true); // Y += X·W
         y
     }

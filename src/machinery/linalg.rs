@@ -16,7 +16,7 @@
 
 use std::any::TypeId;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, NdFloat, ShapeBuilder};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, NdFloat, ShapeBuilder};
 
 use super::cost::{self, Work};
 
@@ -62,9 +62,11 @@ pub fn matmul<A: NdFloat>(
     split_product(a, b, c, accumulate, parts);
 }
 
-/// A `C (m, n)` of zeros for a product whose memory order is free to choose (inference, where
-/// no backward pass reads `C`): column-major when `C` has fewer columns than rows (but more
-/// than one), else row-major.
+/// A `C (m, n)` whose every row is `row` (`n` values), for a product to be added to, in a
+/// memory order free to choose (inference, where no backward pass reads `C`): column-major
+/// when `C` has fewer columns than rows (but more than one), else row-major. Written in that
+/// order, one run after another, with no zeroing first (assigning `row` to a column-major
+/// array walked it across its columns, one stride-`m` store at a time).
 ///
 /// faer's kernels cut the side of `C` that is contiguous in memory into SIMD vectors (16 `f32`
 /// with AVX-512), so that side should be the longer one. `Y = X·W` of 250 images into 50
@@ -74,8 +76,17 @@ pub fn matmul<A: NdFloat>(
 /// stays row-major: it is both orders at once, which buffers kept by order would not tell.
 /// Both orders give the same bits: every element's sum over `k` runs in the same order
 /// (tested in the layers).
-pub fn product_output<A: NdFloat>(m: usize, n: usize) -> Array2<A> {
-    Array2::zeros((m, n).set_f(1 < n && n < m))
+pub fn product_output<A: NdFloat>(m: usize, row: ArrayView1<'_, A>) -> Array2<A> {
+    let n = row.len();
+    let mut values = Vec::with_capacity(m * n);
+    let by_columns = 1 < n && n < m;
+    if by_columns {
+        row.iter()
+            .for_each(|&v| values.extend(std::iter::repeat_n(v, m)));
+    } else {
+        (0..m).for_each(|_| values.extend(row.iter().copied()));
+    }
+    Array2::from_shape_vec((m, n).set_f(by_columns), values).expect("m rows of n values")
 }
 
 /// [`matmul`] in `parts` blocks of rows of `C` (or of columns, when `C` is wider than tall),
