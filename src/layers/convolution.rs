@@ -48,7 +48,7 @@ use std::mem::MaybeUninit;
 
 use ndarray::{
     Array1, Array2, Array3, Array4, ArrayD, ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3,
-    Axis, Ix3, Ix4, NdFloat, s,
+    Axis, Ix3, Ix4, NdFloat,
 };
 use rand::Rng;
 
@@ -57,7 +57,9 @@ use super::{Layer, Mode, Param, cached, check_dout_shape, visit_weights};
 use crate::functions::randn;
 use crate::machinery::cost::Work;
 use crate::machinery::linalg::matmul;
-use crate::machinery::parallel::{parallel_zip3, per_thread, sum_in_fixed_groups};
+use crate::machinery::parallel::{
+    parallel_zip3, per_thread, shares_of_groups, sum_in_fixed_groups,
+};
 use crate::machinery::scratch::reuse_for;
 
 /// A 2-D convolution with `FN` filters of `C × FH × FW`.
@@ -79,21 +81,14 @@ pub struct Convolution<A> {
     pad: usize,
     /// The input `x (N, C, H, W)` of the last training pass (none after an inference pass).
     cache: Option<Array4<A>>,
-    /// Forward's `colᵀ` buffers, one per thread's group of images, kept for the next pass
-    /// with the same `(groups, C, H, W)` (their padding entries stay 0).
+    /// `colᵀ` buffers, one per thread's part of a pass (forward's groups of images, backward's
+    /// shares of them), kept for the next pass with the same `(parts, C, H, W)` (their
+    /// padding entries stay 0).
     cols: Option<(Array3<A>, ImageShape)>,
-    /// Backward's buffers, one pair per thread (see [`Convolution::grads`]), kept for the next
-    /// pass with the same images `(C, H, W)` and the same pair of shapes.
-    grad_cols: Option<(Vec<ColBuffers<A>>, GradColsKey)>,
+    /// Backward's buffers for what `∂L/∂xₙ` unfolds ([`InputGrad`]), one per thread's share of
+    /// the images, kept as `cols` are.
+    dcols: Option<(Array3<A>, ImageShape)>,
 }
-
-/// One thread's buffers in backward: `colᵀ` of its images, and what `∂L/∂xₙ` unfolds.
-type ColBuffers<A> = (Array2<A>, Array2<A>);
-
-/// What backward's buffers were made for: the images `(C, H, W)`, which set the first's shape
-/// and where its padding entries lie (they stay 0), and the second's shape (none when no
-/// `∂L/∂x` is asked for).
-type GradColsKey = ((usize, usize, usize), (usize, usize));
 
 impl<A: Clone> Clone for Convolution<A> {
     fn clone(&self) -> Self {
@@ -106,7 +101,7 @@ impl<A: Clone> Clone for Convolution<A> {
             pad: self.pad,
             cache: None,
             cols: None,
-            grad_cols: None,
+            dcols: None,
         }
     }
 }
@@ -133,7 +128,7 @@ impl<A: NdFloat> Convolution<A> {
             pad,
             cache: None,
             cols: None,
-            grad_cols: None,
+            dcols: None,
         }
     }
 
@@ -269,18 +264,11 @@ impl<A: NdFloat> InputGrad<A> {
         // turned[c, (f·FH + ky)·FW + kx] = W[f, c, FH−1−ky, FW−1−kx]: a window turned by 180°
         // is its FH·FW values in reverse order.
         let area = fh * fw;
-        let mut turned = Array2::zeros((c, fn_ * area));
-        let windows = w
-            .as_slice()
-            .expect("W is in standard layout")
-            .chunks_exact(area);
-        for (i, window) in windows.enumerate() {
-            let (f, channel) = (i / c, i % c);
-            let part = turned.slice_mut(s![channel, f * area..(f + 1) * area]);
-            part.into_iter()
-                .zip(window.iter().rev())
-                .for_each(|(t, &v)| *t = v);
-        }
+        let filters = w.as_slice().expect("W is in standard layout");
+        let window_of = |f: usize, channel: usize| &filters[(f * c + channel) * area..][..area];
+        let rows = (0..c).flat_map(|ch| (0..fn_).flat_map(move |f| window_of(f, ch).iter().rev()));
+        let turned = Array2::from_shape_vec((c, fn_ * area), rows.copied().collect());
+        let turned = turned.expect("C rows of FN·FH·FW");
         InputGrad::TurnedFilters(turned, window)
     }
 
@@ -299,7 +287,7 @@ impl<A: NdFloat> InputGrad<A> {
         &self,
         wc: ArrayView2<'_, A>,
         dy_n: ArrayView2<'_, A>,
-        dcol_t: &mut Array2<A>,
+        mut dcol_t: ArrayViewMut2<'_, A>,
         dx_n: ArrayViewMut3<'_, A>,
     ) {
         let (c, h, w) = dx_n.dim();
@@ -419,25 +407,21 @@ impl<A: NdFloat> Convolution<A> {
             .as_ref()
             .map_or((0, 0), |g| g.unfolded_dim((k, pixels), x.dim()));
         let dw = self.dw.view_mut().into_shape_with_order(wc.dim());
-        let (_, c, h, w) = x.dim();
-        let key = ((c, h, w), dcol_dim);
-        let kept = self
-            .grad_cols
-            .take()
-            .filter(|(_, made_for)| *made_for == key);
+        let ((n, c, h, w), (dr, dc)) = (x.dim(), dcol_dim);
+        let key = (shares_of_groups(n, IMAGES_PER_PARTIAL, work), c, h, w);
+        let mut cols = reuse_for(&mut self.cols, &key, Ix3(key.0, k, pixels), A::zero());
+        let mut dcols = reuse_for(&mut self.dcols, &key, Ix3(key.0, dr, dc), A::zero());
         let mut dx_n = dx.map(|dx| dx.outer_iter_mut());
         let images = x.outer_iter().zip(dy.outer_iter());
         let items: Vec<_> = images
             .map(|(x_n, dy_n)| (x_n, dy_n, dx_n.as_mut().and_then(Iterator::next)))
             .collect();
-        let buffers = sum_in_fixed_groups(
+        sum_in_fixed_groups(
             dw.expect("dW is in standard layout"),
             items,
             IMAGES_PER_PARTIAL,
             work,
-            (kept.map_or_else(Vec::new, |(buffers, _)| buffers), || {
-                (Array2::zeros((k, pixels)), Array2::zeros(dcol_dim))
-            }),
+            cols.outer_iter_mut().zip(dcols.outer_iter_mut()).collect(),
             |(x_n, dy_n, dx_n), (col_t, dcol_t), partial, accumulate| {
                 let x_slice = x_n.as_slice().expect("standard layout");
                 im2col_image(
@@ -448,11 +432,11 @@ impl<A: NdFloat> Convolution<A> {
                 );
                 matmul(dy_n, col_t.t(), partial, accumulate); // ∂L/∂Wc += ∂L/∂Yₙ·colₙ
                 if let (Some(dx_n), Some(input_grad)) = (dx_n, &input_grad) {
-                    input_grad.image(wc, dy_n, dcol_t, dx_n);
+                    input_grad.image(wc, dy_n, dcol_t.view_mut(), dx_n);
                 }
             },
         );
-        self.grad_cols = Some((buffers, key));
+        (self.cols, self.dcols) = (Some((cols, key)), Some((dcols, key)));
     }
 
     /// `dout` as `(N, FN, OH·OW)` in standard layout.

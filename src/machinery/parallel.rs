@@ -231,21 +231,32 @@ pub fn parallel_zip3<P: Send, Q: Send, R: Send>(
     parallel_each(jobs, work, f);
 }
 
+/// How many threads [`sum_in_fixed_groups`] shares the groups of `items` items (`per_group`
+/// each) among, for terms that cost `work` in all: how many scratch values it takes.
+pub fn shares_of_groups(items: usize, per_group: usize, work: Work) -> usize {
+    let groups = items.div_ceil(per_group.max(1));
+    groups.div_ceil(per_thread(groups, work)).max(1)
+}
+
 /// `total ← Σₙ term(itemₙ)` over `items`, summed in a fixed order whatever the thread count:
 /// partial sums over fixed groups of `per_group` items (a group on one thread, its items in
-/// order), then the groups in order. Each thread's share of the groups gets one value of
-/// `scratch` for its terms, made by `make_scratch` where there are too few, and all are handed
-/// back for the next call (buffers made once, not per item nor per call).
+/// order), then the groups in order. The groups are shared among as many threads as there
+/// are `scratch` values (at most), each thread's terms getting one of them (buffers made
+/// once, by the caller, not per item; [`shares_of_groups`] says how many pay).
 /// `term(item, scratch, partial, accumulate)` writes its term into `partial`, or adds it when
 /// `accumulate`; `work` is what all the terms cost.
+///
+/// # Panics
+/// When `scratch` is empty.
 pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S: Send>(
     mut total: ArrayViewMut2<'_, A>,
     items: Vec<T>,
     per_group: usize,
     work: Work,
-    (mut scratch, make_scratch): (Vec<S>, impl Fn() -> S),
+    scratch: Vec<S>,
     term: impl Fn(T, &mut S, ArrayViewMut2<'_, A>, bool) + Sync,
-) -> Vec<S> {
+) {
+    assert!(!scratch.is_empty(), "sum_in_fixed_groups: no scratch");
     let mut partials: Vec<Array2<A>> = (0..items.len().div_ceil(per_group))
         .map(|_| Array2::zeros(total.raw_dim()))
         .collect();
@@ -253,18 +264,16 @@ pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S: Send>(
     let mut groups = partials
         .iter_mut()
         .map(|partial| (items.by_ref().take(per_group).collect::<Vec<T>>(), partial));
-    let per_thread = per_thread(groups.len(), work);
-    let shares: Vec<Vec<_>> = std::iter::from_fn(|| {
-        let share: Vec<_> = groups.by_ref().take(per_thread).collect();
+    let per_share = groups.len().div_ceil(scratch.len()).max(1);
+    let shares = std::iter::from_fn(|| {
+        let share: Vec<_> = groups.by_ref().take(per_share).collect();
         (!share.is_empty()).then_some(share)
-    })
-    .collect();
-    scratch.resize_with(scratch.len().max(shares.len()), make_scratch);
-    let jobs = shares.into_iter().zip(scratch.iter_mut()).collect();
-    parallel_each(jobs, work, |(share, scratch)| {
+    });
+    let jobs = shares.zip(scratch).collect();
+    parallel_each(jobs, work, |(share, mut scratch)| {
         for (items, partial) in share {
             for (i, item) in items.into_iter().enumerate() {
-                term(item, scratch, partial.view_mut(), i > 0);
+                term(item, &mut scratch, partial.view_mut(), i > 0);
             }
         }
     });
@@ -272,7 +281,6 @@ pub fn sum_in_fixed_groups<A: NdFloat, T: Send, S: Send>(
     for partial in &partials {
         total += partial;
     }
-    scratch
 }
 
 #[cfg(test)]
